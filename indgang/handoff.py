@@ -1,0 +1,219 @@
+"""Handoff to staff: a small state machine per conversation, kept atomic in Redis.
+
+none -> requested -> active (one staff member) -> released (back to the bot) or closed.
+Every transition runs as one Lua script, so two staff members clicking "take over" at the same
+moment cannot both win, and the inbox queue always agrees with the state.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+import redis.asyncio as aioredis
+
+from indgang import keys
+from indgang.events import EventType, emit
+
+
+class HandoffState(StrEnum):
+    NONE = "none"
+    REQUESTED = "requested"
+    ACTIVE = "active"
+    RELEASED = "released"
+    CLOSED = "closed"
+
+
+class Priority(StrEnum):
+    NORMAL = "normal"
+    URGENT = "urgent"
+
+
+class HandoffError(Exception):
+    """A transition that the current state does not allow (maps to HTTP 409)."""
+
+
+# What each action may start from.
+_ALLOWED_FROM: dict[str, tuple[HandoffState, ...]] = {
+    "request": (HandoffState.NONE, HandoffState.RELEASED, HandoffState.CLOSED, HandoffState.REQUESTED),
+    "take": (HandoffState.NONE, HandoffState.REQUESTED, HandoffState.RELEASED, HandoffState.CLOSED),
+    "release": (HandoffState.ACTIVE,),
+    "close": (HandoffState.REQUESTED, HandoffState.ACTIVE),
+}
+_TARGET = {
+    "request": HandoffState.REQUESTED,
+    "take": HandoffState.ACTIVE,
+    "release": HandoffState.RELEASED,
+    "close": HandoffState.CLOSED,
+}
+
+# KEYS[1] handoff hash, KEYS[2] inbox queue. ARGV: action, target, now, conversation id,
+# staff (or ""), priority (or ""), reason (or ""), ttl, then the allowed start states.
+# Returns {0, current} when refused, {1, previous} when done. `release` also needs the holder.
+_TRANSITION = """
+local current = redis.call('HGET', KEYS[1], 'state') or 'none'
+local allowed = false
+for i = 9, #ARGV do if ARGV[i] == current then allowed = true end end
+if not allowed then return {0, current} end
+local action, target, now, conv = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local staff, priority, reason, ttl = ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
+if action == 'release' and staff ~= '' and redis.call('HGET', KEYS[1], 'staff') ~= staff then
+  return {0, 'held-by-other'}
+end
+if action == 'request' and current == 'requested' then
+  -- a repeated request only raises the priority; it keeps its place in the queue
+  if priority == 'urgent' then redis.call('HSET', KEYS[1], 'priority', 'urgent') end
+else
+  redis.call('HSET', KEYS[1], 'state', target, 'updated_at', now)
+end
+if action == 'request' then
+  if current ~= 'requested' then
+    redis.call('HSET', KEYS[1], 'requested_at', now, 'priority', priority, 'reason', reason)
+    redis.call('HDEL', KEYS[1], 'staff')
+  end
+elseif action == 'take' then
+  redis.call('HSET', KEYS[1], 'staff', staff, 'taken_at', now)
+  if redis.call('HEXISTS', KEYS[1], 'requested_at') == 0 then
+    redis.call('HSET', KEYS[1], 'requested_at', now, 'priority', 'normal')
+  end
+end
+-- the queue score puts urgent first, then oldest request
+local p = redis.call('HGET', KEYS[1], 'priority') or 'normal'
+local requested = tonumber(redis.call('HGET', KEYS[1], 'requested_at') or now)
+if action == 'request' or action == 'take' then
+  local score = requested
+  if p == 'urgent' then score = score - 1e10 end
+  redis.call('ZADD', KEYS[2], score, conv)
+else
+  redis.call('ZREM', KEYS[2], conv)
+end
+redis.call('EXPIRE', KEYS[1], ttl)
+return {1, current}
+"""
+
+
+@dataclass(frozen=True)
+class Handoff:
+    conversation_id: str
+    state: HandoffState
+    priority: Priority = Priority.NORMAL
+    staff: str | None = None
+    reason: str | None = None
+    requested_at: float | None = None
+
+    @property
+    def with_staff(self) -> bool:
+        """While requested or active, citizen messages go to staff, not to the bot."""
+        return self.state in (HandoffState.REQUESTED, HandoffState.ACTIVE)
+
+    @property
+    def api_state(self) -> str:
+        """The contract's vocabulary: a released conversation is back with the bot ('none')."""
+        return HandoffState.NONE if self.state == HandoffState.RELEASED else self.state.value
+
+
+async def get(redis: aioredis.Redis, conversation_id: str) -> Handoff:
+    data = await redis.hgetall(keys.handoff(conversation_id))
+    return Handoff(
+        conversation_id=conversation_id,
+        state=HandoffState(data.get("state", HandoffState.NONE)),
+        priority=Priority(data.get("priority", Priority.NORMAL)),
+        staff=data.get("staff"),
+        reason=data.get("reason"),
+        requested_at=float(data["requested_at"]) if "requested_at" in data else None,
+    )
+
+
+async def _transition(
+    redis: aioredis.Redis,
+    action: str,
+    conversation_id: str,
+    ttl_seconds: int,
+    staff: str = "",
+    priority: Priority = Priority.NORMAL,
+    reason: str = "",
+) -> HandoffState:
+    script = redis.register_script(_TRANSITION)
+    done, previous = await script(
+        keys=[keys.handoff(conversation_id), keys.handoff_queue()],
+        args=[
+            action,
+            _TARGET[action].value,
+            f"{time.time():.3f}",
+            conversation_id,
+            staff,
+            priority.value,
+            reason,
+            ttl_seconds,
+            *[s.value for s in _ALLOWED_FROM[action]],
+        ],
+    )
+    if not int(done):
+        if previous == "held-by-other":
+            raise HandoffError("another staff member holds this conversation")
+        raise HandoffError(f"cannot {action} a conversation whose handoff is {previous}")
+    return HandoffState(previous)
+
+
+async def request(
+    redis: aioredis.Redis,
+    conversation_id: str,
+    ttl_seconds: int,
+    reason: str,
+    priority: Priority = Priority.NORMAL,
+) -> bool:
+    """Ask for a person. Returns True when this created a new request (False: it was waiting already).
+
+    A conversation that staff already hold stays with them.
+    """
+    try:
+        previous = await _transition(
+            redis, "request", conversation_id, ttl_seconds, priority=priority, reason=reason
+        )
+    except HandoffError:
+        return False  # only an active conversation refuses a request
+    return previous != HandoffState.REQUESTED
+
+
+async def request_person(
+    redis: aioredis.Redis,
+    conversation_id: str,
+    channel: str,
+    ttl_seconds: int,
+    reason: str,
+    priority: Priority = Priority.NORMAL,
+) -> bool:
+    """Put the conversation in the staff queue and tell the municipality's systems, once per request."""
+    created = await request(redis, conversation_id, ttl_seconds, reason=reason, priority=priority)
+    if created:
+        await emit(
+            redis,
+            EventType.HANDOFF_REQUESTED,
+            {
+                "conversation_id": conversation_id,
+                "channel": channel,
+                "reason": reason,
+                "priority": priority.value,
+            },
+        )
+    return created
+
+
+async def take(redis: aioredis.Redis, conversation_id: str, staff: str, ttl_seconds: int) -> None:
+    """Claim the conversation for one staff member; HandoffError for everyone else."""
+    await _transition(redis, "take", conversation_id, ttl_seconds, staff=staff)
+
+
+async def release(redis: aioredis.Redis, conversation_id: str, staff: str, ttl_seconds: int) -> None:
+    await _transition(redis, "release", conversation_id, ttl_seconds, staff=staff)
+
+
+async def close(redis: aioredis.Redis, conversation_id: str, ttl_seconds: int) -> None:
+    await _transition(redis, "close", conversation_id, ttl_seconds)
+
+
+async def queue_position(redis: aioredis.Redis, conversation_id: str) -> int | None:
+    """1-based place among conversations waiting or held (None when not in the queue)."""
+    rank = await redis.zrank(keys.handoff_queue(), conversation_id)
+    return None if rank is None else rank + 1

@@ -1,0 +1,160 @@
+"""Every inbound message, from any channel, goes through here.
+
+Order matters: the message is stored first (nothing is lost), then the safety check runs
+(before the bot, and also while staff hold the conversation), then the message goes to staff
+or to the dialogue engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from indgang import conversation, handoff, metrics, safety, transcript
+from indgang.booking import current_booking
+from indgang.dialogue import Button, DialogueEngine, EngineUnavailable, Reply
+from indgang.events import EventType, emit
+from indgang.handoff import Priority
+from indgang.i18n import normalise_language, t
+from indgang.language import guess_language
+from indgang.offer_cards import offers_of_type
+from indgang.opening_hours import waiting_notice
+from indgang.settings import Settings
+
+log = logging.getLogger(__name__)
+
+REQUEST_HUMAN_PAYLOAD = "/request_human"
+
+
+@dataclass
+class Turn:
+    """The outcome of one inbound message."""
+
+    conversation_id: str
+    language: str
+    replies: list[Reply] = field(default_factory=list)
+    handoff: str = "none"
+    booking: dict[str, Any] | None = None
+    engine_down: bool = False
+
+
+class Inbound:
+    def __init__(self, redis: aioredis.Redis, engine: DialogueEngine, settings: Settings) -> None:
+        self.redis = redis
+        self.engine = engine
+        self.settings = settings
+
+    @property
+    def ttl(self) -> int:
+        return self.settings.conversation_ttl_seconds
+
+    async def handle(
+        self,
+        conversation_id: str,
+        text: str,
+        channel: str = "web",
+        language: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Turn:
+        started = time.perf_counter()
+        metrics.MESSAGES.labels(channel).inc()
+        known = await conversation.get(self.redis, conversation_id)
+        lang = normalise_language(language or guess_language(text) or (known.language if known else None))
+        await conversation.touch(self.redis, conversation_id, channel, lang, self.ttl)
+        await transcript.append(self.redis, conversation_id, "user", text, self.ttl, channel=channel)
+        turn = Turn(conversation_id=conversation_id, language=lang)
+
+        assessment = safety.assess(text)
+        state = await handoff.get(self.redis, conversation_id)
+        if assessment.crisis:
+            route = "crisis"
+            metrics.CRISES.labels(channel).inc()
+            turn.replies = await self._crisis(conversation_id, channel, assessment, lang)
+        elif state.with_staff:
+            route = "staff"
+            turn.replies = await self._waiting_for_staff(conversation_id, state, lang)
+        elif assessment.child_concern:
+            route = "child_concern"
+            turn.replies = [
+                Reply(text=t("safety.child_concern", lang), offers=offers_of_type("bekymring_barn", lang))
+            ]
+        else:
+            route = "engine"
+            turn.replies, turn.engine_down = await self._ask_engine(
+                conversation_id, text, channel, lang, metadata or {}
+            )
+
+        for reply in turn.replies:
+            await transcript.append(
+                self.redis,
+                conversation_id,
+                "bot",
+                reply.text,
+                self.ttl,
+                channel=channel,
+                crisis=reply.crisis,
+                offers=[o.model_dump(exclude_none=True) for o in reply.offers],
+                buttons=[b.model_dump() for b in reply.buttons],
+            )
+        turn.handoff = (await handoff.get(self.redis, conversation_id)).api_state
+        turn.booking = await current_booking(self.redis, conversation_id)
+        metrics.TURN_SECONDS.labels(route).observe(time.perf_counter() - started)
+        return turn
+
+    async def _crisis(
+        self, conversation_id: str, channel: str, assessment: safety.SafetyAssessment, lang: str
+    ) -> list[Reply]:
+        reply = Reply(text=safety.crisis_reply(assessment, lang), crisis=True)
+        await handoff.request_person(
+            self.redis, conversation_id, channel, self.ttl, reason="crisis", priority=Priority.URGENT
+        )
+        await emit(
+            self.redis,
+            EventType.CRISIS_DETECTED,
+            {
+                "conversation_id": conversation_id,
+                "channel": channel,
+                "categories": sorted(assessment.categories),
+                "about_other": assessment.about_other,
+            },
+        )
+        log.warning("crisis detected", extra={"conversation_id": conversation_id, "rules": assessment.rules})
+        return [reply]
+
+    async def _waiting_for_staff(
+        self, conversation_id: str, state: handoff.Handoff, lang: str
+    ) -> list[Reply]:
+        if state.state == handoff.HandoffState.ACTIVE:
+            return []  # staff answer in their own time; the page polls for their replies
+        return [await self._waiting_reply(conversation_id, lang)]
+
+    async def _waiting_reply(self, conversation_id: str, lang: str) -> Reply:
+        position = await handoff.queue_position(self.redis, conversation_id) or 1
+        notice = waiting_notice(self.settings, lang, position)
+        return Reply(text=f"{t('chat.waiting_for_staff', lang)}\n{notice}")
+
+    async def _ask_engine(
+        self, conversation_id: str, text: str, channel: str, lang: str, metadata: dict[str, Any]
+    ) -> tuple[list[Reply], bool]:
+        try:
+            replies = await self.engine.send(
+                conversation_id, text, {**metadata, "channel": channel, "language": lang}
+            )
+            if not replies:
+                raise EngineUnavailable("the dialogue engine produced no reply")
+            return replies, False
+        except EngineUnavailable as exc:
+            metrics.ENGINE_FAILURES.inc()
+            log.error("dialogue engine unavailable: %s", exc, extra={"conversation_id": conversation_id})
+            if text.strip() == REQUEST_HUMAN_PAYLOAD:
+                # The engine is down, but a person can still be reached through the gateway alone.
+                await handoff.request_person(
+                    self.redis, conversation_id, channel, self.ttl, reason="engine_down"
+                )
+                return [await self._waiting_reply(conversation_id, lang)], True
+            button = Button(title=t("chat.talk_to_person_button", lang), payload=REQUEST_HUMAN_PAYLOAD)
+            return [Reply(text=t("chat.engine_down", lang), buttons=[button])], True

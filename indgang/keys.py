@@ -1,0 +1,163 @@
+"""Every Redis key Indgang uses, and how long each lives. No other module builds key strings.
+
+Rasa's own tracker and lock keys are made by Rasa (prefix set in bot/endpoints.yml); the names
+here only need to stay clear of those.
+"""
+
+from __future__ import annotations
+
+PREFIX = "indgang"
+
+
+def conversation(conversation_id: str) -> str:
+    """Hash: channel, language, created/updated times, slots the gateway remembers."""
+    return f"{PREFIX}:conv:{conversation_id}"
+
+
+def transcript(conversation_id: str) -> str:
+    """Stream of messages in and out (XADD ids are the transcript cursor)."""
+    return f"{PREFIX}:conv:{conversation_id}:transcript"
+
+
+def handoff(conversation_id: str) -> str:
+    """Hash: handoff state, priority, staff member, times."""
+    return f"{PREFIX}:conv:{conversation_id}:handoff"
+
+
+def handoff_queue() -> str:
+    """Sorted set of conversations waiting for or held by staff (score orders the inbox)."""
+    return f"{PREFIX}:handoff:queue"
+
+
+def rate_limit(conversation_id: str, window: int) -> str:
+    """Counter of one conversation's messages in one fixed window."""
+    return f"{PREFIX}:rate:{conversation_id}:{window}"
+
+
+def idempotency(scope: str, key: str) -> str:
+    """Marker that a request (e.g. a Twilio MessageSid) was already processed."""
+    return f"{PREFIX}:seen:{scope}:{key}"
+
+
+def events_stream() -> str:
+    """Stream of outbound events for the municipality's systems (consumer group delivers)."""
+    return f"{PREFIX}:events"
+
+
+def events_dead_letter() -> str:
+    """Hash: delivery id -> a delivery (event, URL, attempts, last error) that failed every attempt."""
+    return f"{PREFIX}:events:dead"
+
+
+def rasa_tracker(conversation_id: str) -> str:
+    """Rasa's own tracker (RedisTrackerStore with key_prefix "indgang" in bot/endpoints.yml)."""
+    return f"{PREFIX}:tracker:{conversation_id}"
+
+
+def conversation_keys(conversation_id: str) -> list[str]:
+    """Every per-conversation key, for erasure and retention."""
+    return [
+        conversation(conversation_id),
+        transcript(conversation_id),
+        handoff(conversation_id),
+        rasa_tracker(conversation_id),
+        conversation_booking(conversation_id),
+        booking_collecting(conversation_id),
+        sms_recipient(conversation_id),
+        sms_choices(conversation_id),
+        sms_erase_pending(conversation_id),
+        sms_deliveries(conversation_id),
+    ]
+
+
+# --- bookings with a tovholder (indgang/booking) ---------------------------------------------
+
+
+def booking(booking_id: str) -> str:
+    """Hash: one booking (tovholder, start, state, name, phone, topic, .ics token ...)."""
+    return f"{PREFIX}:booking:{booking_id}"
+
+
+def tovholder_calendar(tovholder_id: str) -> str:
+    """Hash: a tovholder's taken slots, start epoch -> booking id (HSETNX makes a slot single-use)."""
+    return f"{PREFIX}:tovholder:{tovholder_id}:taken"
+
+
+def bookings_index() -> str:
+    """Sorted set of every booking id in every state, scored by start epoch (staff lists)."""
+    return f"{PREFIX}:bookings"
+
+
+def booking_notifications() -> str:
+    """Sorted set of due SMS notifications, member "<kind>:<booking id>", scored by due epoch."""
+    return f"{PREFIX}:booking:notifications"
+
+
+def citizen(phone_hash: str) -> str:
+    """Hash keyed by a keyed hash of the phone number: the citizen's tovholder and latest booking."""
+    return f"{PREFIX}:citizen:{phone_hash}"
+
+
+def conversation_booking(conversation_id: str) -> str:
+    """String: the id of the booking made in this conversation."""
+    return f"{PREFIX}:conv:{conversation_id}:booking"
+
+
+def booking_collecting(conversation_id: str) -> str:
+    """Marker that the booking form is active in this conversation (for the chat's booking state)."""
+    return f"{PREFIX}:conv:{conversation_id}:booking:collecting"
+
+
+# --- the SMS channel (indgang/sms) -----------------------------------------------------------
+
+
+def sms_recipient(conversation_id: str) -> str:
+    """String: the citizen's number (E.164), kept only to send replies; the conversation's TTL."""
+    return f"{PREFIX}:conv:{conversation_id}:sms:to"
+
+
+def sms_choices(conversation_id: str) -> str:
+    """String (JSON): the buttons last offered as numbered choices, so "2" maps to a payload."""
+    return f"{PREFIX}:conv:{conversation_id}:sms:choices"
+
+
+def sms_erase_pending(conversation_id: str) -> str:
+    """Marker that the citizen wrote SLET and the confirmation is awaited (minutes)."""
+    return f"{PREFIX}:conv:{conversation_id}:sms:erase"
+
+
+def sms_deliveries(conversation_id: str) -> str:
+    """Hash: Twilio message SID -> JSON delivery state (status callbacks update it)."""
+    return f"{PREFIX}:conv:{conversation_id}:sms:deliveries"
+
+
+def sms_opt_out(conversation_id: str) -> str:
+    """Marker that the number wrote STOP. Deliberately outside conversation_keys(): erasing a
+    conversation must not start sending SMS again to someone who said stop."""
+    return f"{PREFIX}:sms:optout:{conversation_id}"
+
+
+# --- the staff console ---
+
+
+def staff_account(username: str) -> str:
+    """Hash: password_hash (argon2), role, display_name. Kept until the account is removed."""
+    return f"{PREFIX}:staff:account:{username}"
+
+
+def staff_audit() -> str:
+    """Stream: every staff access to a conversation (who, what, when); only ever appended to."""
+    return f"{PREFIX}:staff:audit"
+
+
+# --- outbound webhooks (indgang/webhooks) ----------------------------------------------------
+
+
+def events_retries() -> str:
+    """Sorted set: delivery id -> when its next attempt is due (epoch seconds)."""
+    return f"{PREFIX}:events:retries"
+
+
+def events_deliveries() -> str:
+    """Hash: delivery id -> a delivery waiting in events_retries() (event body, URL, attempts)."""
+    return f"{PREFIX}:events:deliveries"

@@ -1,0 +1,43 @@
+"""How an offer is shown to a citizen: as a card in a reply, or as a search result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from indgang.catalogue import Offer, load_catalogue
+from indgang.dialogue import OfferCard
+from indgang.search import OfferHit
+
+
+def offer_card(offer: Offer, language: str) -> OfferCard:
+    return OfferCard(
+        id=offer.id,
+        type=offer.type,
+        title=offer.text("title", language),
+        summary=offer.text("summary", language),
+        access=offer.access,
+        next_step=offer.text("next_step", language),
+        municipality=offer.municipality,
+        url=offer.url,
+        contact=offer.contact.model_dump(exclude_none=True) if offer.contact else None,
+    )
+
+
+def short_title(title: str) -> str:
+    """The name before a dash explanation ("PPR – Pædagogisk Psykologisk Rådgivning" -> "PPR"),
+    for SMS, where every character counts."""
+    for dash in (" – ", " — ", " - "):
+        title = title.split(dash, 1)[0]
+    return title
+
+
+def offer_result(hit: OfferHit, language: str) -> dict[str, Any]:
+    card = offer_card(hit.offer, language)
+    return {**card.model_dump(), "contact": card.contact or {}, "score": round(hit.score, 4)}
+
+
+def offers_of_type(offer_type: str, language: str, limit: int = 2) -> list[OfferCard]:
+    """The catalogue's offers of one type, national ones first (e.g. how to report a concern)."""
+    offers = [o for o in load_catalogue().offers if o.type == offer_type]
+    offers.sort(key=lambda o: (o.municipality != "national", o.id))
+    return [offer_card(o, language) for o in offers[:limit]]

@@ -1,0 +1,38 @@
+"""Messages to a citizen outside a request/response turn (staff replies, confirmations, reminders),
+delivered on the conversation's own channel."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+from indgang import conversation, transcript
+from indgang.settings import Settings
+from indgang.sms.sender import SmsSender
+from indgang.transcript import Message, Sender
+
+
+async def deliver_to_citizen(
+    redis: aioredis.Redis,
+    settings: Settings,
+    conversation_id: str,
+    text: str,
+    sender: Sender = "staff",
+    staff: str | None = None,
+) -> Message:
+    """Write the message to the transcript (the web chat reads it from there, live); on an SMS
+    conversation also send it as SMS. An SMS that cannot go (STOP, no number, Twilio failing
+    after retries) is noted in the transcript for staff, not raised."""
+    record = await conversation.get(redis, conversation_id)
+    channel = record.channel if record else "web"
+    message = await transcript.append(
+        redis,
+        conversation_id,
+        sender,
+        text,
+        settings.conversation_ttl_seconds,
+        channel=channel,
+        staff=staff,
+    )
+    if channel == "sms":
+        await SmsSender(redis, settings).to_conversation(conversation_id, text, ref=message.id)
+    return message

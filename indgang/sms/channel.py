@@ -1,0 +1,158 @@
+"""One inbound SMS, from Twilio's webhook to the answers: keywords first (STOP, START, HELP,
+SLET), pictures and empty messages politely answered, a numbered reply mapped back to its
+button, and everything else through the one inbound path (`Inbound.handle`, channel "sms").
+
+`receive` does the work that must happen before Twilio gets its answer (storing, the safety
+check, the bot); `answer` sends the replies through the REST API afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+
+from indgang import conversation, handoff, keys, transcript
+from indgang.erasure import erase_conversation
+from indgang.i18n import normalise_language, t
+from indgang.inbound import Inbound
+from indgang.safety import crisis_lines
+from indgang.settings import Settings
+from indgang.sms import choices, keywords, optout, recipients
+from indgang.sms.compose import compose
+from indgang.sms.keywords import Keyword
+from indgang.sms.sender import SendKind, SmsSender
+
+log = logging.getLogger(__name__)
+
+ERASE_CONFIRM_SECONDS = 15 * 60  # how long a SLET waits for its JA
+
+
+@dataclass(frozen=True)
+class InboundSms:
+    """The fields of Twilio's webhook that matter here, already validated."""
+
+    message_sid: str
+    sender: str
+    body: str
+    media_count: int = 0
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    text: str
+    kind: SendKind = SendKind.REPLY
+    track: bool = True  # False only after an erasure: nothing may be written again
+
+
+@dataclass
+class SmsTurn:
+    conversation_id: str
+    number: str
+    outgoing: list[Outgoing] = field(default_factory=list)
+
+
+def _emergency_numbers(lang: str) -> str:
+    """112 and the suicide line, from the configured crisis lines (the one place they are kept)."""
+    lines = crisis_lines(lang)
+    emergency = next(line for line in lines if line.emergency)
+    suicide = ", ".join(f"{line.name} {line.number}" for line in lines if "suicide" in line.categories)
+    return t("sms.emergency", lang, number=emergency.number, lines=suicide)
+
+
+class SmsChannel:
+    def __init__(
+        self, redis: aioredis.Redis, settings: Settings, inbound: Inbound, sender: SmsSender
+    ) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.inbound = inbound
+        self.sender = sender
+
+    @property
+    def ttl(self) -> int:
+        return self.settings.conversation_ttl_seconds
+
+    async def receive(self, sms: InboundSms) -> SmsTurn:
+        number = recipients.canonical_number(sms.sender)
+        conv = recipients.conversation_id(number, self.settings)
+        turn = SmsTurn(conversation_id=conv, number=number)
+        known = await conversation.get(self.redis, conv)
+        lang = known.language if known else "da"
+        text = sms.body.strip()
+
+        if await self.redis.getdel(keys.sms_erase_pending(conv)):
+            answer = keywords.confirmation(text)
+            if answer is not None:
+                turn.outgoing = await self._erase_answer(conv, text, answer, lang)
+                log.info("sms erase answered", extra={"conversation_id": conv, "erased": answer})
+                return turn
+        await recipients.remember(self.redis, conv, number, self.ttl)
+
+        found = keywords.match(text) if text else None
+        if found is not None:
+            keyword, keyword_lang = found
+            turn.outgoing = await self._keyword(conv, text, keyword, keyword_lang or lang)
+            log.info("sms keyword", extra={"conversation_id": conv, "keyword": keyword.value})
+            return turn
+        if not text:
+            reply = t("sms.media_only" if sms.media_count else "sms.empty", lang)
+            placeholder = t("sms.media_placeholder", lang) if sms.media_count else ""
+            await self._record_exchange(conv, placeholder, reply, lang)
+            turn.outgoing = [Outgoing(reply)]
+            return turn
+
+        message, metadata = text, {"phone": number}
+        if not (await handoff.get(self.redis, conv)).with_staff:
+            picked = await choices.resolve(self.redis, conv, text)
+            if picked is not None:
+                message, metadata = picked.payload, {**metadata, "sms_choice": text}
+        result = await self.inbound.handle(conv, message, channel="sms", metadata=metadata)
+        composed = compose(result.replies, result.language)
+        if result.replies:
+            await choices.remember(self.redis, conv, composed.choices, self.ttl)
+        if sms.media_count:
+            composed.text = f"{t('sms.media_with_text', result.language)}\n\n{composed.text}".strip()
+        if composed.text:
+            turn.outgoing = [Outgoing(composed.text, SendKind.URGENT if composed.crisis else SendKind.REPLY)]
+        return turn
+
+    async def answer(self, turn: SmsTurn) -> None:
+        """Send the turn's SMS in order; failures are recorded for staff by the sender."""
+        for out in turn.outgoing:
+            await self.sender.to_number(
+                turn.number, out.text, turn.conversation_id, kind=out.kind, track=out.track
+            )
+
+    async def _keyword(self, conv: str, text: str, keyword: Keyword, lang: str) -> list[Outgoing]:
+        lang = normalise_language(lang)
+        if keyword == Keyword.STOP:
+            new = await optout.stop(self.redis, conv)
+            reply = t("sms.stop_confirmed", lang) if new else ""
+        elif keyword == Keyword.START:
+            await optout.start(self.redis, conv)
+            reply = t("sms.start_confirmed", lang)
+        elif keyword == Keyword.HELP:
+            reply = t("sms.help", lang, emergency=_emergency_numbers(lang))
+        else:
+            await self.redis.set(keys.sms_erase_pending(conv), lang, ex=ERASE_CONFIRM_SECONDS)
+            reply = t("sms.erase_confirm", lang)
+        await self._record_exchange(conv, text, reply, lang)
+        return [Outgoing(reply, SendKind.KEYWORD)] if reply else []
+
+    async def _erase_answer(self, conv: str, text: str, erase: bool, lang: str) -> list[Outgoing]:
+        if not erase:
+            reply = t("sms.erase_kept", lang)
+            await self._record_exchange(conv, text, reply, lang)
+            return [Outgoing(reply, SendKind.KEYWORD)]
+        await erase_conversation(self.redis, self.settings, conv, requested_by="citizen")
+        return [Outgoing(t("sms.erased", lang), SendKind.KEYWORD, track=False)]
+
+    async def _record_exchange(self, conv: str, text: str, reply: str, lang: str) -> None:
+        """A message answered here, not by the bot, still belongs in the transcript staff read."""
+        await conversation.touch(self.redis, conv, "sms", lang, self.ttl)
+        if text:
+            await transcript.append(self.redis, conv, "user", text, self.ttl, channel="sms")
+        if reply:
+            await transcript.append(self.redis, conv, "bot", reply, self.ttl, channel="sms")

@@ -1,0 +1,41 @@
+"""The audit log: every staff access to a conversation, appended to a Redis stream that the
+console never edits or trims. Admins read it in the console."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import redis.asyncio as aioredis
+from pydantic import BaseModel
+
+from indgang import keys
+
+
+class AuditEntry(BaseModel):
+    id: str
+    at: str
+    staff: str
+    action: str  # login, view, take_over, reply, note, release, close, booking_list, ...
+    conversation_id: str = ""
+    detail: str = ""
+
+
+async def record(
+    redis: aioredis.Redis, staff: str, action: str, conversation_id: str = "", detail: str = ""
+) -> None:
+    await redis.xadd(
+        keys.staff_audit(),
+        {
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "staff": staff,
+            "action": action,
+            "conversation_id": conversation_id,
+            "detail": detail,
+        },
+    )
+
+
+async def entries(redis: aioredis.Redis, limit: int = 200) -> list[AuditEntry]:
+    """The newest entries first."""
+    found = await redis.xrevrange(keys.staff_audit(), count=limit)
+    return [AuditEntry(id=entry_id, **fields) for entry_id, fields in found]

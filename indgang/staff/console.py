@@ -1,0 +1,125 @@
+"""What a staff member does with a conversation: look at it, take it over, answer, write an
+internal note, hand it back to the assistant or close it. Every step is written to the audit log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from indgang import conversation, handoff, transcript
+from indgang.booking import current_booking
+from indgang.dialogue import DialogueEngine
+from indgang.events import EventType, emit
+from indgang.handoff import Handoff, HandoffError, HandoffState
+from indgang.i18n import t, t_list
+from indgang.outbound import deliver_to_citizen
+from indgang.settings import Settings
+from indgang.staff import audit
+from indgang.staff.accounts import StaffMember
+from indgang.transcript import Message
+
+MAX_TEXT_CHARS = 1600  # one SMS body at most, like everything a citizen is sent
+
+
+class NotHolder(HandoffError):
+    """Only the staff member who holds a conversation may answer in it."""
+
+
+@dataclass
+class ConversationView:
+    conversation_id: str
+    handoff: Handoff
+    channel: str
+    language: str
+    messages: list[Message]
+    offers_shown: list[dict[str, Any]]
+    booking: dict[str, Any] | None
+
+
+class StaffConsole:
+    def __init__(self, redis: aioredis.Redis, settings: Settings, engine: DialogueEngine) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.engine = engine
+
+    @property
+    def ttl(self) -> int:
+        return self.settings.conversation_ttl_seconds
+
+    async def view(self, conversation_id: str, member: StaffMember) -> ConversationView:
+        record = await conversation.get(self.redis, conversation_id)
+        messages, _ = await transcript.read(self.redis, conversation_id, limit=transcript.MAX_MESSAGES)
+        await audit.record(self.redis, member.username, "view", conversation_id)
+        return ConversationView(
+            conversation_id=conversation_id,
+            handoff=await handoff.get(self.redis, conversation_id),
+            channel=record.channel if record else "web",
+            language=record.language if record else "da",
+            messages=messages,
+            offers_shown=record.offers_shown if record else [],
+            booking=await current_booking(self.redis, conversation_id),
+        )
+
+    async def take_over(self, conversation_id: str, member: StaffMember) -> None:
+        """HandoffError (HTTP 409) when someone else was first or the conversation is closed."""
+        await handoff.take(self.redis, conversation_id, member.username, self.ttl)
+        await audit.record(self.redis, member.username, "take_over", conversation_id)
+        await emit(
+            self.redis,
+            EventType.HANDOFF_TAKEN,
+            {"conversation_id": conversation_id, "staff": member.username},
+        )
+
+    async def reply(self, conversation_id: str, member: StaffMember, text: str) -> Message:
+        """Deliver on the citizen's channel, write it to the transcript, and tell the bot."""
+        await self._require_holder(conversation_id, member)
+        text = text.replace("{staff}", member.display_name)  # canned replies may name the sender
+        message = await deliver_to_citizen(
+            self.redis, self.settings, conversation_id, text, sender="staff", staff=member.display_name
+        )
+        await self.engine.record_staff_turn(conversation_id, text, member.display_name)
+        await audit.record(self.redis, member.username, "reply", conversation_id)
+        return message
+
+    async def note(self, conversation_id: str, member: StaffMember, text: str) -> Message:
+        """An internal note beside the conversation; never shown or sent to the citizen."""
+        message = await transcript.append(
+            self.redis, conversation_id, "staff", text, self.ttl, staff=member.display_name, internal=True
+        )
+        await audit.record(self.redis, member.username, "note", conversation_id)
+        return message
+
+    async def release(self, conversation_id: str, member: StaffMember) -> None:
+        """Back to the assistant; the citizen is told so."""
+        await handoff.release(self.redis, conversation_id, member.username, self.ttl)
+        await audit.record(self.redis, member.username, "release", conversation_id)
+        await emit(
+            self.redis,
+            EventType.HANDOFF_RELEASED,
+            {"conversation_id": conversation_id, "staff": member.username},
+        )
+        text = t("staff.released", await self._language(conversation_id))
+        await deliver_to_citizen(self.redis, self.settings, conversation_id, text, sender="bot")
+
+    async def close(self, conversation_id: str, member: StaffMember) -> None:
+        await handoff.close(self.redis, conversation_id, self.ttl)
+        await audit.record(self.redis, member.username, "close", conversation_id)
+        text = t("staff.closed_conversation", await self._language(conversation_id))
+        await deliver_to_citizen(self.redis, self.settings, conversation_id, text, sender="bot")
+
+    async def _require_holder(self, conversation_id: str, member: StaffMember) -> None:
+        state = await handoff.get(self.redis, conversation_id)
+        if state.state != HandoffState.ACTIVE or state.staff != member.username:
+            raise NotHolder("take the conversation over before you answer in it")
+
+    async def _language(self, conversation_id: str) -> str:
+        record = await conversation.get(self.redis, conversation_id)
+        return record.language if record else "da"
+
+
+def canned_replies(language: str) -> list[str]:
+    """The console's ready-made answers (indgang/locales/<language>/staff.yaml)."""
+    return t_list("staff.canned_replies", language)

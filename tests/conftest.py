@@ -1,0 +1,112 @@
+"""Shared fixtures: a private real Redis for the whole run, and the real stack for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis.asyncio as aioredis
+from fakes.twilio_api import FakeTwilio
+
+from indgang.devstack import Stack, ensure_model, free_port
+from indgang.redis_store import connect
+from indgang.settings import Settings
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def redis_stack() -> Iterator[Stack]:
+    """A private redis-server for the test run, so tests never touch a developer's own data."""
+    stack = Stack(Settings(_env_file=None))
+    stack.start_redis_if_needed(private=True)
+    yield stack
+    stack.stop_all()
+
+
+@pytest.fixture(scope="session")
+def base_settings(redis_stack: Stack) -> Settings:
+    # Staff "always open", so what a waiting citizen is told does not depend on the test's clock.
+    return redis_stack.settings.model_copy(update={"staff_opening_hours": "mon-sun 00:00-24:00"})
+
+
+@pytest.fixture
+async def redis(base_settings: Settings) -> AsyncIterator[aioredis.Redis]:
+    client = connect(base_settings)
+    await client.flushdb()
+    yield client
+    await client.flushdb()
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def stack(base_settings: Settings) -> Iterator[Stack]:
+    """The real stack (trained model, action server, Rasa, gateway) on free ports."""
+    settings = base_settings.model_copy(
+        update={
+            "gateway_port": free_port(),
+            "rasa_url": f"http://127.0.0.1:{free_port()}",
+            "action_server_url": f"http://127.0.0.1:{free_port()}",
+        }
+    )
+    running = Stack(settings)
+    running.settings = settings.model_copy(update={"public_base_url": running.gateway_url})
+    try:
+        running.start(ensure_model())
+        yield running
+    finally:
+        running.stop_all()
+
+
+# --- the SMS channel: a local fake of Twilio's REST API, and settings pointing the SDK at it ---
+
+
+@pytest.fixture
+def fake_twilio() -> Iterator[FakeTwilio]:
+    with FakeTwilio() as fake:
+        yield fake
+
+
+@pytest.fixture
+def sms_settings(base_settings: Settings, fake_twilio: FakeTwilio) -> Settings:
+    return fake_twilio.configure(base_settings)
+
+
+# --- the web chat: the real gateway serving HTTP in this process, with the dialogue engine down ---
+
+
+@pytest.fixture(scope="session")
+def live_gateway(base_settings: Settings) -> Iterator[str]:
+    """The gateway (pages, SSE, chat API) on a free port, nothing listening where Rasa should be:
+    for browser and streaming tests of everything that does not need the model. Yields its URL."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from webhook.main import create_app
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    port = free_port()
+    settings = base_settings.model_copy(
+        update={"rasa_url": dead, "action_server_url": dead, "gateway_port": port}
+    )
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="live-gateway", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120  # the lifespan loads the search model
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the gateway did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=15)

@@ -1,0 +1,149 @@
+"""The gateway's HTTP contract, against a real Redis and with nothing listening where Rasa should be."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from indgang.devstack import free_port
+from indgang.settings import Settings
+from webhook.main import create_app
+from webhook.rasa_engine import to_replies
+
+
+@pytest.fixture
+def client(base_settings: Settings) -> Iterator[TestClient]:
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens here: Rasa and the actions are "down"
+    settings = base_settings.model_copy(
+        update={"rasa_url": dead, "action_server_url": dead, "chat_rate_limit": 5, "redis_db": 1}
+    )
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def _chat(client: TestClient, text: str, conversation_id: str = "t-1", **extra: object):
+    return client.post("/api/v1/chat", json={"conversation_id": conversation_id, "text": text, **extra})
+
+
+def test_health_is_up_and_readiness_names_what_is_down(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["checks"] == {"redis": "ok", "rasa": "down", "action_server": "down"}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"conversation_id": "bad id!", "text": "hej"}, "conversation_id"),
+        ({"conversation_id": "x" * 129, "text": "hej"}, "conversation_id"),
+        ({"conversation_id": "ok", "text": ""}, "text"),
+        ({"conversation_id": "ok", "text": "x" * 2001}, "text"),
+        ({"conversation_id": "ok"}, "text"),
+        ({"conversation_id": "ok", "text": "hej", "language": "fr"}, "language"),
+    ],
+)
+def test_a_malformed_request_is_a_422_naming_the_field(client: TestClient, body: dict, field: str) -> None:
+    response = client.post("/api/v1/chat", json=body)
+    assert response.status_code == 422
+    assert any(field in error["loc"] for error in response.json()["detail"])
+
+
+def test_a_body_over_16_kib_is_a_413(client: TestClient) -> None:
+    response = client.post(
+        "/api/v1/chat",
+        content=b'{"conversation_id": "ok", "text": "' + b"x" * 17000 + b'"}',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json()["error"] == "body_too_large"
+
+
+def test_engine_down_gives_a_danish_answer_offers_a_person_and_keeps_the_message(client: TestClient) -> None:
+    response = _chat(client, "jeg har brug for hjælp til min økonomi", "down-1")
+    assert response.status_code == 503
+    body = response.json()
+    reply = body["replies"][0]
+    assert "tekniske problemer" in reply["text"]
+    assert reply["buttons"][0]["payload"] == "/request_human"
+    assert body["handoff"] == "none"
+    transcript = client.get("/api/v1/chat/down-1/messages").json()
+    assert [m["from"] for m in transcript["messages"]] == ["user", "bot"]
+    assert transcript["messages"][0]["text"] == "jeg har brug for hjælp til min økonomi"
+
+    # the offered person can still be reached while the engine is down
+    person = _chat(client, "/request_human", "down-1").json()
+    assert person["handoff"] == "requested"
+    assert "køen" in person["replies"][0]["text"]
+
+
+def test_english_writers_get_english(client: TestClient) -> None:
+    body = _chat(client, "I need help with my drinking", "down-en").json()
+    assert "technical problems" in body["replies"][0]["text"]
+    assert body["language"] == "en"
+
+
+def test_a_crisis_is_answered_even_when_the_engine_is_down(client: TestClient) -> None:
+    response = _chat(client, "jeg vil ikke leve mere", "crisis-1")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["replies"][0]["crisis"] is True
+    assert "112" in body["replies"][0]["text"]
+    assert body["handoff"] == "requested"
+
+
+def test_one_conversation_sending_too_fast_gets_429_with_retry_after(client: TestClient) -> None:
+    statuses = [_chat(client, "hej", "fast-1").status_code for _ in range(6)]
+    assert statuses[:5] == [503] * 5  # the engine is down, but they are accepted
+    last = _chat(client, "hej", "fast-1")
+    assert last.status_code == 429
+    assert int(last.headers["Retry-After"]) >= 1
+
+
+def test_transcript_cursor_must_be_well_formed(client: TestClient) -> None:
+    assert client.get("/api/v1/chat/t-1/messages", params={"after": "nonsense"}).status_code == 422
+    assert client.get("/api/v1/chat/bad id/messages").status_code == 422
+    empty = client.get("/api/v1/chat/never-seen/messages").json()
+    assert empty == {"messages": [], "cursor": None}
+
+
+def test_offer_search_needs_a_query(client: TestClient) -> None:
+    assert client.get("/api/v1/offers", params={"q": "   "}).status_code == 422
+    assert client.get("/api/v1/offers", params={"q": "hjælp", "limit": 0}).status_code == 422
+    found = client.get(
+        "/api/v1/offers", params={"q": "jeg vil gerne stoppe med at drikke", "limit": 3}
+    ).json()
+    assert found["offers"][0]["type"] == "alkoholbehandling"
+    assert set(found["offers"][0]) >= {
+        "id",
+        "type",
+        "title",
+        "summary",
+        "municipality",
+        "access",
+        "contact",
+        "score",
+    }
+
+
+def test_rasa_messages_map_into_replies() -> None:
+    replies = to_replies(
+        [
+            {"recipient_id": "c", "text": "Hej", "buttons": [{"title": "Ja", "payload": "/affirm"}]},
+            {"recipient_id": "c", "custom": {"offers": [{"id": "o", "type": "vaerested", "title": "Café"}]}},
+            {"recipient_id": "c", "custom": {"text": "Ring 112", "crisis": True}},
+        ]
+    )
+    assert [r.text for r in replies] == ["Hej", "Ring 112"]
+    assert replies[0].buttons[0].payload == "/affirm"
+    assert replies[0].offers[0].type == "vaerested"
+    assert replies[1].crisis is True and replies[0].crisis is False
+
+
+def test_metrics_count_turns_without_personal_data(client: TestClient) -> None:
+    _chat(client, "jeg vil slå mig selv ihjel", "metrics-1")
+    text = client.get("/metrics").text
+    assert 'indgang_crisis_total{channel="web"}' in text
+    assert "metrics-1" not in text and "ihjel" not in text

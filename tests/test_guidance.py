@@ -1,0 +1,50 @@
+"""Guidance from a situation: the offers, how to get in, and the SMS form that fits two segments."""
+
+from __future__ import annotations
+
+import pytest
+
+from indgang.dialogue import Reply
+from indgang.guidance import OFFERS_SHOWN, Situation, guide
+from indgang.i18n import t
+from indgang.offer_cards import short_title
+from indgang.search import get_offer_search
+from indgang.sms.compose import compose, measure
+
+SITUATIONS = [
+    Situation(text="Min søn på 17 har autisme og kommer ikke i skolen", relation="child", age=17),
+    Situation(text="min mand drikker hver dag, hvor kan han få behandling", relation="partner"),
+    Situation(text="jeg har ingen steder at bo og sover på gaden"),
+    Situation(text="my daughter has an eating disorder", language="en", relation="child"),
+]
+
+
+@pytest.mark.parametrize("situation", SITUATIONS, ids=lambda s: s.text[:30])
+def test_the_sms_answer_fits_two_segments_and_names_every_offer(situation: Situation) -> None:
+    brief = Situation(**{**situation.__dict__, "brief": True})
+    guidance = guide(get_offer_search(), brief)
+    assert 1 <= len(guidance.offers) <= OFFERS_SHOWN
+    sms = compose([Reply(text=guidance.text, offers=guidance.offers)], brief.language).text
+    measured = measure(sms)
+    assert measured.encoding == "GSM-7" and measured.segments <= 2, sms
+    assert all(short_title(o.title).replace("–", "-") in sms for o in guidance.offers), sms
+
+
+def test_a_relative_hears_about_consent_on_both_channels() -> None:
+    for brief in (False, True):
+        situation = Situation(text="min mand drikker hver dag", relation="partner", brief=brief)
+        text = guide(get_offer_search(), situation).text
+        key = "bot.guidance.brief.relative_consent" if brief else "bot.guidance.relative_consent"
+        assert t(key, "da") in text
+
+
+def test_the_web_answer_explains_how_to_get_in() -> None:
+    guidance = guide(get_offer_search(), Situation(text="jeg vil gerne stoppe med at drikke"))
+    accesses = {o.access for o in guidance.offers}
+    assert accesses and all(t(f"bot.guidance.access.{a}", "da") in guidance.text for a in accesses)
+
+
+def test_short_titles_keep_the_name_before_the_dash() -> None:
+    assert short_title("PPR – Pædagogisk Psykologisk Rådgivning") == "PPR"
+    assert short_title("Bedre Psykiatri - for pårørende") == "Bedre Psykiatri"
+    assert short_title("Alkolinjen") == "Alkolinjen"

@@ -1,0 +1,68 @@
+"""Staff accounts: argon2 hashes, clear refusals, and the `indgang staff add` command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import redis.asyncio as aioredis
+
+from indgang.redis_store import redis_url
+from indgang.settings import PROJECT_DIR, Settings
+from indgang.staff.accounts import AccountError, Role, add_account, authenticate, get_account
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_accounts_refuse_bad_names_short_passwords_and_duplicates(redis: aioredis.Redis) -> None:
+    with pytest.raises(AccountError, match="username"):
+        await add_account(redis, "<script>", "langt-nok-kodeord")
+    with pytest.raises(AccountError, match="at least"):
+        await add_account(redis, "mette", "kort")
+    await add_account(redis, "Mette", "langt-nok-kodeord", Role.ADMIN, "Mette Hansen")
+    with pytest.raises(AccountError, match="exists"):
+        await add_account(redis, "mette", "et-andet-kodeord")
+    member = await authenticate(redis, "METTE ", "langt-nok-kodeord")
+    assert member is not None and member.is_admin and member.display_name == "Mette Hansen"
+
+
+async def test_the_cli_adds_an_account_that_can_log_in(
+    redis: aioredis.Redis, base_settings: Settings
+) -> None:
+    env = {**os.environ, "REDIS_URL": redis_url(base_settings)}
+    command = [
+        sys.executable,
+        "-m",
+        "indgang.cli",
+        "staff",
+        "add",
+        "jonas",
+        "--role",
+        "admin",
+        "--password-stdin",
+    ]
+    done = subprocess.run(
+        command,
+        input="hemmeligt-kodeord\n",
+        env=env,
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "jonas (admin)" in done.stdout
+    assert (await get_account(redis, "jonas")).role == Role.ADMIN
+    assert await authenticate(redis, "jonas", "hemmeligt-kodeord") is not None
+    again = subprocess.run(
+        command,
+        input="hemmeligt-kodeord\n",
+        env=env,
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert again.returncode == 1 and "exists" in again.stderr

@@ -1,0 +1,113 @@
+"""The FastAPI gateway: every channel comes in here, and leaves through here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+
+from indgang.booking.notifications import BookingNotifier
+from indgang.i18n import t
+from indgang.inbound import Inbound
+from indgang.logging_setup import configure_logging
+from indgang.redis_store import connect
+from indgang.settings import Settings, get_settings
+from indgang.sms.sender import SmsSender
+from indgang.webhooks import WebhookDispatcher
+from webhook.limits import BodySizeLimit
+from webhook.rasa_engine import RasaEngine
+from webhook.routers import bookings, chat, chat_stream, health, offers, pages, staff, staff_api, twilio
+from webhook.staff_session import Forbidden, LoginRequired, session_middleware
+from webhook.state import GatewayState
+from webhook.templating import STATIC_PREFIX, static_files
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = connect(settings)
+        async with httpx.AsyncClient() as http:
+            engine = RasaEngine(http, settings.rasa_url, settings.rasa_timeout_seconds)
+            app.state.gateway = GatewayState(
+                settings=settings, redis=redis, http=http, inbound=Inbound(redis, engine, settings)
+            )
+            offers.warm_search()
+            notifier = BookingNotifier(redis, settings, SmsSender(redis, settings).send_sms)
+            notifier.start()
+            dispatcher = WebhookDispatcher(redis, settings, http)
+            dispatcher.start()
+            log.info("gateway ready")
+            yield
+            await dispatcher.stop()
+            await notifier.stop()
+        await redis.aclose()
+
+    app = FastAPI(
+        title="Indgang gateway",
+        version="0.1.0",
+        description="One entrance to the municipality's specialised social area (see api.md).",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodySizeLimit)
+    middleware, options = session_middleware(settings)
+    app.add_middleware(middleware, **options)
+    app.add_exception_handler(LoginRequired, login_required)
+    app.add_exception_handler(Forbidden, forbidden)
+    app.include_router(health.router)
+    app.include_router(chat.router)
+    app.include_router(offers.router)
+    app.include_router(bookings.router)
+    app.include_router(twilio.router)
+    app.include_router(chat_stream.router)
+    app.include_router(pages.router)
+    app.include_router(staff.router)
+    app.include_router(staff_api.router)
+    app.mount(STATIC_PREFIX, static_files(), name="static")
+    return app
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+async def login_required(request: Request, exc: Exception) -> Response:
+    """The API says 401; a page sends the browser to the login form."""
+    assert isinstance(exc, LoginRequired)
+    if _is_api(request):
+        return JSONResponse({"error": "unauthorized", "detail": "log in as staff first"}, status_code=401)
+    return RedirectResponse("/staff/login?expired=1" if exc.expired else "/staff/login", status_code=303)
+
+
+async def forbidden(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Forbidden)
+    if _is_api(request):
+        return JSONResponse({"error": "forbidden", "detail": exc.detail}, status_code=403)
+    lang = request.session.get("lang", "da")
+    return PlainTextResponse(t(f"staff.console.{exc.text_key}", lang), status_code=403)
+
+
+def run() -> None:
+    """Entry point for `python -m webhook.main`: serve with uvicorn on the configured address."""
+    import uvicorn
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        log_config=None,
+        proxy_headers=True,
+    )
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,74 @@
+"""The citizen web chat: one message in, the assistant's replies out; and the transcript."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from indgang import ratelimit, transcript
+from indgang.i18n import t
+from webhook.deps import InboundDep, RedisDep, SettingsDep
+from webhook.schemas import (
+    ChatRequest,
+    ChatResponse,
+    ConversationPath,
+    ErrorBody,
+    TranscriptMessage,
+    TranscriptPage,
+)
+
+router = APIRouter(prefix="/api/v1/chat", tags=["chat"])
+
+
+@router.post(
+    "",
+    response_model=ChatResponse,
+    responses={429: {"model": ErrorBody}, 503: {"model": ChatResponse}},
+)
+async def chat(
+    body: ChatRequest, inbound: InboundDep, redis: RedisDep, settings: SettingsDep
+) -> JSONResponse:
+    retry_after = await ratelimit.hit(
+        redis, body.conversation_id, settings.chat_rate_limit, settings.chat_rate_window_seconds
+    )
+    if retry_after is not None:
+        return JSONResponse(
+            {"error": "rate_limited", "detail": t("chat.rate_limited", body.language)},
+            status_code=429,
+            headers={"Retry-After": str(retry_after)},
+        )
+    turn = await inbound.handle(body.conversation_id, body.text, "web", body.language, body.metadata)
+    response = ChatResponse(
+        conversation_id=turn.conversation_id,
+        replies=turn.replies,
+        handoff=turn.handoff,
+        booking=turn.booking,
+        language=turn.language,
+    )
+    return JSONResponse(response.model_dump(mode="json"), status_code=503 if turn.engine_down else 200)
+
+
+@router.get("/{conversation_id}/messages", response_model=TranscriptPage, response_model_by_alias=True)
+async def messages(
+    conversation_id: ConversationPath,
+    redis: RedisDep,
+    after: Annotated[str | None, Query(max_length=40)] = None,
+) -> JSONResponse:
+    if after is not None and not transcript.is_valid_cursor(after):
+        return JSONResponse(
+            {"error": "invalid_cursor", "detail": "after must be a cursor from this endpoint"}, 422
+        )
+    found, cursor = await transcript.read(redis, conversation_id, after)
+    page = TranscriptPage(messages=citizen_view(found), cursor=cursor)
+    return JSONResponse(page.model_dump(by_alias=True))
+
+
+def citizen_view(found: list[transcript.Message]) -> list[TranscriptMessage]:
+    """The messages a citizen sees (no staff notes, no system lines), as the page reads them."""
+    return [
+        TranscriptMessage.model_validate(m.model_dump())
+        for m in found
+        if not m.internal and m.sender != "system"
+    ]

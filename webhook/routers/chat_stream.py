@@ -1,0 +1,90 @@
+"""The web chat's live side: new transcript messages as Server-Sent Events (staff replies arrive
+without polling), and the citizen's own "end and delete the conversation"."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import redis.asyncio as aioredis
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from indgang import conversation, keys, transcript
+from indgang.erasure import erase_conversation
+from webhook.deps import RedisDep, SettingsDep
+from webhook.routers.chat import citizen_view
+from webhook.schemas import ConversationPath, ErrorBody
+
+router = APIRouter(prefix="/api/v1/chat", tags=["chat"])
+
+# A blocking read must end well inside the Redis client's socket timeout (5 s); the loop then
+# simply blocks again, so a quiet conversation costs one cheap Redis call every few seconds.
+WAIT_MS = 3000
+PING_SECONDS = 15  # a comment line that keeps proxies from closing a quiet stream
+RETRY_MS = 3000  # how soon the browser reconnects after the stream drops
+
+
+async def follow(
+    redis: aioredis.Redis, conversation_id: str, after: str | None
+) -> AsyncIterator[ServerSentEvent]:
+    """Every citizen-visible message after the cursor, as it is written, forever."""
+    cursor = after
+    yield ServerSentEvent(comment="stream open", retry=RETRY_MS)
+    while True:
+        found, cursor = await transcript.read(redis, conversation_id, cursor)
+        for message in citizen_view(found):
+            # The entry id is the event id, so a reconnecting browser resumes with Last-Event-ID.
+            yield ServerSentEvent(data=message.model_dump_json(by_alias=True), id=message.id)
+        if not found:
+            await redis.xread({keys.transcript(conversation_id): cursor or "0-0"}, count=1, block=WAIT_MS)
+
+
+@router.get(
+    "/{conversation_id}/events",
+    response_class=EventSourceResponse,
+    responses={200: {"content": {"text/event-stream": {}}}, 422: {"model": ErrorBody}},
+)
+async def events(
+    conversation_id: ConversationPath,
+    redis: RedisDep,
+    after: Annotated[str | None, Query(max_length=40)] = None,
+    last_event_id: Annotated[str | None, Header(max_length=40)] = None,
+) -> Response:
+    """New transcript messages (the same objects as `GET .../messages`), one event each, with the
+    transcript cursor as the event id. Starts after `Last-Event-ID` (a reconnect), else after
+    `after`, else at the beginning."""
+    cursor = last_event_id or after
+    if cursor is not None and not transcript.is_valid_cursor(cursor):
+        return JSONResponse(
+            {"error": "invalid_cursor", "detail": "after must be a cursor from this conversation"}, 422
+        )
+    return EventSourceResponse(follow(redis, conversation_id, cursor), ping=PING_SECONDS)
+
+
+class ErasedResponse(BaseModel):
+    conversation_id: str
+    erased: bool
+    deleted_keys: int
+
+
+@router.delete(
+    "/{conversation_id}",
+    response_model=ErasedResponse,
+    responses={409: {"model": ErrorBody}},
+)
+async def erase(conversation_id: ConversationPath, redis: RedisDep, settings: SettingsDep) -> JSONResponse:
+    """The web chat's "Afslut og slet samtalen": the transcript, the record, the handoff, Rasa's
+    tracker and a booking made in it go. Deleting an unknown (or already deleted) conversation
+    is not an error: the outcome the citizen asked for holds."""
+    record = await conversation.get(redis, conversation_id)
+    if record is not None and record.channel == "sms":
+        # An SMS conversation is erased from the phone (SLET), which proves it is the citizen's.
+        return JSONResponse(
+            {"error": "wrong_channel", "detail": "an SMS conversation is erased by texting SLET"}, 409
+        )
+    deleted = await erase_conversation(redis, settings, conversation_id, requested_by="citizen")
+    body = ErasedResponse(conversation_id=conversation_id, erased=True, deleted_keys=deleted)
+    return JSONResponse(body.model_dump())

@@ -1,0 +1,59 @@
+"""Liveness (`/healthz`: the process answers) and readiness (`/readyz`: its dependencies do)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from webhook.deps import StateDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+async def _http_ok(client: httpx.AsyncClient, url: str) -> bool:
+    try:
+        response = await client.get(url, timeout=2.0)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200
+
+
+async def _redis_ok(state: StateDep) -> bool:
+    try:
+        return bool(await state.redis.ping())
+    except Exception:
+        return False
+
+
+@router.get("/readyz")
+async def readyz(state: StateDep) -> JSONResponse:
+    s = state.settings
+    redis_ok, rasa_ok, actions_ok = await asyncio.gather(
+        _redis_ok(state),
+        _http_ok(state.http, f"{s.rasa_url.rstrip('/')}/status"),
+        _http_ok(state.http, f"{s.action_server_url.rstrip('/')}/health"),
+    )
+    checks = {
+        "redis": "ok" if redis_ok else "down",
+        "rasa": "ok" if rasa_ok else "down",
+        "action_server": "ok" if actions_ok else "down",
+    }
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ok" if ready else "degraded", "checks": checks}, status_code=200 if ready else 503
+    )
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics() -> Response:
+    """Prometheus metrics; keep this path on the private network in production."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

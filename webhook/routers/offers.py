@@ -1,0 +1,35 @@
+"""Search the offer catalogue directly (the chat uses the same search through the bot)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query
+
+from indgang.offer_cards import offer_result
+from indgang.search import get_offer_search
+from webhook.schemas import OfferSearchResponse
+
+router = APIRouter(prefix="/api/v1/offers", tags=["offers"])
+
+
+def warm_search() -> None:
+    """Load the catalogue and the embedding model at start-up, not on the first citizen's query."""
+    get_offer_search().warm()
+
+
+@router.get("", response_model=OfferSearchResponse)
+def search_offers(
+    q: Annotated[str, Query(max_length=500, description="The citizen's own words")],
+    limit: Annotated[int, Query(ge=1, le=20)] = 5,
+    audience: Literal["adult", "child", "family", "relative"] | None = None,
+    municipality: Annotated[str | None, Query(max_length=60)] = None,
+    language: Literal["da", "en"] = "da",
+) -> OfferSearchResponse:
+    # A plain def: the search is CPU-bound, so FastAPI runs it in its thread pool.
+    if not q.strip():
+        raise HTTPException(status_code=422, detail=[{"loc": ["query", "q"], "msg": "q must not be empty"}])
+    hits = get_offer_search().search(
+        q, limit=limit, audience=audience, municipality=municipality, language=language
+    )
+    return OfferSearchResponse(query=q, offers=[offer_result(hit, language) for hit in hits])

@@ -1,0 +1,259 @@
+"""The staff console's pages (`/staff`): login, the live inbox, a conversation with its buttons,
+and for admins the audit log and the outbound events that failed.
+
+Buttons are plain HTML forms (they work without JavaScript); a little script keeps the inbox
+and the open conversation live over Server-Sent Events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import redis.asyncio as aioredis
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from indgang import keys, ratelimit, transcript
+from indgang.handoff import HandoffError
+from indgang.i18n import DEFAULT_LANGUAGE, LANGUAGES, t
+from indgang.staff import audit
+from indgang.staff.accounts import StaffMember, authenticate
+from indgang.staff.console import MAX_TEXT_CHARS, canned_replies
+from indgang.staff.inbox import inbox
+from indgang.webhooks import dead_letters, retry_dead_letter
+from webhook.deps import ConsoleDep, RedisDep, SettingsDep
+from webhook.routers.chat_stream import PING_SECONDS, RETRY_MS, WAIT_MS
+from webhook.routers.pages import PAGE_HEADERS
+from webhook.schemas import ConversationPath
+from webhook.staff_session import (
+    CSRF_FIELD,
+    AdminDep,
+    StaffDep,
+    check_csrf,
+    csrf_token,
+    log_in,
+    log_out,
+    session_ends_at,
+)
+from webhook.templating import templates
+
+router = APIRouter(prefix="/staff", include_in_schema=False)
+
+INBOX_POLL_SECONDS = 1.0
+LOGIN_ATTEMPTS = 10  # per username per window, against password guessing
+LOGIN_WINDOW_SECONDS = 300
+ACTIONS = ("takeover", "reply", "note", "release", "close")
+# Unlike the citizen chat, no other site may frame the console (clickjacking its buttons), and
+# pages with citizens' special-category data are never stored in a browser cache.
+STAFF_PAGE_HEADERS = {
+    **PAGE_HEADERS,
+    "Content-Security-Policy": PAGE_HEADERS["Content-Security-Policy"] + "; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
+
+def _language(request: Request) -> str:
+    chosen = request.query_params.get("lang")
+    if chosen in LANGUAGES:
+        request.session["lang"] = chosen
+    return request.session.get("lang") or DEFAULT_LANGUAGE
+
+
+def _texts(lang: str) -> Any:
+    """`t` in the templates: the console's texts in the staff member's language."""
+    return lambda key, **values: t(f"staff.console.{key}", lang, **values)
+
+
+def _page(
+    request: Request, template: str, member: StaffMember | None, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    lang = _language(request)
+    return templates.TemplateResponse(
+        request,
+        f"staff/{template}",
+        {
+            "lang": lang,
+            "t": _texts(lang),
+            "member": member,
+            "csrf_field": CSRF_FIELD,
+            "csrf_token": csrf_token(request),
+            **context,
+        },
+        status_code=status_code,
+        headers=STAFF_PAGE_HEADERS,
+    )
+
+
+def _back(conversation_id: str, notice: str | None = None) -> RedirectResponse:
+    url = f"/staff/conversations/{conversation_id}" + (f"?notice={notice}" if notice else "")
+    return RedirectResponse(url, status_code=303)
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request, expired: bool = False) -> HTMLResponse:
+    return _page(request, "login.html", None, error="session_expired" if expired else None)
+
+
+@router.post("/login", response_model=None)
+async def login(
+    request: Request,
+    redis: RedisDep,
+    username: Annotated[str, Form(max_length=80)],
+    password: Annotated[str, Form(max_length=200)],
+) -> Response:
+    await check_csrf(request)
+    subject = f"login:{username.strip().lower()}"
+    if await ratelimit.hit(redis, subject, LOGIN_ATTEMPTS, LOGIN_WINDOW_SECONDS) is not None:
+        return _page(request, "login.html", None, status_code=429, error="login_failed")
+    member = await authenticate(redis, username, password)
+    if member is None:
+        return _page(request, "login.html", None, status_code=401, error="login_failed")
+    log_in(request, member)
+    await audit.record(redis, member.username, "login")
+    return RedirectResponse("/staff", status_code=303)
+
+
+@router.post("/logout")
+async def logout(request: Request, member: StaffDep, redis: RedisDep) -> RedirectResponse:
+    await audit.record(redis, member.username, "logout")
+    log_out(request)
+    return RedirectResponse("/staff/login", status_code=303)
+
+
+@router.get("", response_class=HTMLResponse)
+async def inbox_page(request: Request, member: StaffDep, redis: RedisDep) -> HTMLResponse:
+    return _page(request, "inbox.html", member, inbox=await inbox(redis, member.username))
+
+
+async def _follow_inbox(
+    request: Request, redis: aioredis.Redis, member: StaffMember, ends_at: float
+) -> AsyncIterator[Any]:
+    lang = _language(request)
+    shown = request.query_params.get("version")
+    template = templates.get_template("staff/_inbox_lists.html")
+    while time.time() < ends_at:  # then the browser reconnects, and is refused until it logs in
+        current = await inbox(redis, member.username)
+        if current.version != shown:
+            shown = current.version
+            html = template.render(inbox=current, t=_texts(lang))
+            yield ServerSentEvent(data=html, event="inbox", retry=RETRY_MS)
+        await asyncio.sleep(INBOX_POLL_SECONDS)
+
+
+@router.get("/inbox/events")
+async def inbox_events(
+    request: Request, member: StaffDep, redis: RedisDep, settings: SettingsDep
+) -> EventSourceResponse:
+    """The inbox lists as HTML, sent again whenever something in them changes."""
+    ends_at = session_ends_at(request, settings)
+    return EventSourceResponse(_follow_inbox(request, redis, member, ends_at), ping=PING_SECONDS)
+
+
+@router.get("/conversations/{conversation_id}", response_class=HTMLResponse)
+async def conversation_page(
+    request: Request,
+    conversation_id: ConversationPath,
+    member: StaffDep,
+    console: ConsoleDep,
+    notice: Annotated[str | None, Query(pattern="^[a-z_]{1,40}$")] = None,
+) -> HTMLResponse:
+    view = await console.view(conversation_id, member)
+    return _page(
+        request,
+        "conversation.html",
+        member,
+        view=view,
+        cursor=view.messages[-1].id if view.messages else "",
+        canned=canned_replies(_language(request)),
+        notice=notice,
+        max_text=MAX_TEXT_CHARS,
+    )
+
+
+async def _follow_conversation(
+    request: Request, redis: aioredis.Redis, conversation_id: str, after: str | None, ends_at: float
+) -> AsyncIterator[Any]:
+    lang = _language(request)
+    template = templates.get_template("staff/_message.html")
+    cursor = after
+    while time.time() < ends_at:
+        found, cursor = await transcript.read(redis, conversation_id, cursor)
+        for message in found:
+            html = template.render(message=message, t=_texts(lang))
+            yield ServerSentEvent(data=html, event="message", id=message.id, retry=RETRY_MS)
+        if not found:
+            await redis.xread({keys.transcript(conversation_id): cursor or "0-0"}, count=1, block=WAIT_MS)
+
+
+@router.get("/conversations/{conversation_id}/events")
+async def conversation_events(
+    request: Request,
+    conversation_id: ConversationPath,
+    member: StaffDep,
+    redis: RedisDep,
+    settings: SettingsDep,
+    after: Annotated[str | None, Query(max_length=40)] = None,
+) -> Response:
+    """New messages of the conversation (notes included) as HTML list items."""
+    cursor = request.headers.get("last-event-id") or after
+    if cursor and not transcript.is_valid_cursor(cursor):
+        return Response(status_code=422)
+    return EventSourceResponse(
+        _follow_conversation(
+            request, redis, conversation_id, cursor or None, session_ends_at(request, settings)
+        ),
+        ping=PING_SECONDS,
+    )
+
+
+@router.post("/conversations/{conversation_id}/{action}")
+async def conversation_action(
+    conversation_id: ConversationPath,
+    action: str,
+    member: StaffDep,
+    console: ConsoleDep,
+    text: Annotated[str, Form(max_length=MAX_TEXT_CHARS)] = "",
+) -> Response:
+    """The buttons of the conversation page; back to the page, with a notice when refused."""
+    if action not in ACTIONS:
+        return Response(status_code=404)
+    if action in ("reply", "note") and not text.strip():
+        return _back(conversation_id, "empty_text")
+    try:
+        if action == "takeover":
+            await console.take_over(conversation_id, member)
+        elif action == "reply":
+            await console.reply(conversation_id, member, text.strip())
+        elif action == "note":
+            await console.note(conversation_id, member, text.strip())
+        elif action == "release":
+            await console.release(conversation_id, member)
+            return RedirectResponse("/staff", status_code=303)
+        else:
+            await console.close(conversation_id, member)
+            return RedirectResponse("/staff", status_code=303)
+    except HandoffError:
+        return _back(conversation_id, "not_yours" if action == "reply" else "taken_by_other")
+    return _back(conversation_id)
+
+
+@router.get("/audit", response_class=HTMLResponse)
+async def audit_page(request: Request, member: AdminDep, redis: RedisDep) -> HTMLResponse:
+    return _page(request, "audit.html", member, entries=await audit.entries(redis))
+
+
+@router.get("/webhooks", response_class=HTMLResponse)
+async def webhooks_page(request: Request, member: AdminDep, redis: RedisDep) -> HTMLResponse:
+    return _page(request, "webhooks.html", member, letters=await dead_letters(redis))
+
+
+@router.post("/webhooks/{letter_id}/retry")
+async def webhook_retry(letter_id: str, member: AdminDep, redis: RedisDep) -> Response:
+    await audit.record(redis, member.username, "webhook_retry", detail=letter_id)
+    await retry_dead_letter(redis, letter_id)
+    return RedirectResponse("/staff/webhooks", status_code=303)

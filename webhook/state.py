@@ -1,0 +1,19 @@
+"""Process-wide resources of the gateway, created once in the app's lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+import redis.asyncio as aioredis
+
+from indgang.inbound import Inbound
+from indgang.settings import Settings
+
+
+@dataclass
+class GatewayState:
+    settings: Settings
+    redis: aioredis.Redis
+    http: httpx.AsyncClient
+    inbound: Inbound
