@@ -11,7 +11,6 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
-import anyio
 import httpx
 import pytest
 import redis.asyncio as aioredis
@@ -61,9 +60,6 @@ async def _gateway(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://gateway.internal:8000") as client,
     ):
-        # Let the booking notifier's first run (it starts with the app) finish: stopping the app in
-        # the middle of it can hang on Python 3.11 (a cancellation lost in asyncio.wait_for).
-        await anyio.sleep(0.3)
         yield client
 
 

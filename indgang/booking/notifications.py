@@ -10,8 +10,6 @@ cancelled one is not reminded at all.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -20,6 +18,7 @@ from zoneinfo import ZoneInfo
 import redis.asyncio as aioredis
 
 from indgang import keys
+from indgang.background import BackgroundLoop
 from indgang.booking.bookings import Booking, BookingState, Notice, get_booking, notice_member
 from indgang.booking.texts import sms_text
 from indgang.settings import Settings
@@ -65,7 +64,8 @@ class BookingNotifier:
         self.settings = settings
         self.send_sms = send_sms
         self.clock = clock
-        self._task: asyncio.Task[None] | None = None
+        interval = settings.booking_scheduler_interval_seconds
+        self._loop = BackgroundLoop("booking-notifier", self.run_once, pause=interval, error_pause=interval)
 
     async def run_once(self) -> int:
         """Send every notice due now; returns how many SMS were sent."""
@@ -94,19 +94,8 @@ class BookingNotifier:
         tz = ZoneInfo(self.settings.booking_timezone)
         return now.astimezone(tz).date() == booking.start.astimezone(tz).date() - timedelta(days=1)
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:
-                log.exception("booking notifier failed; continuing")
-            await asyncio.sleep(self.settings.booking_scheduler_interval_seconds)
-
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="booking-notifier")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._loop.stop()

@@ -13,7 +13,6 @@ and receivers drop duplicates by event id.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -33,6 +32,7 @@ from pydantic import BaseModel
 from redis.exceptions import ResponseError
 
 from indgang import keys
+from indgang.background import BackgroundLoop
 from indgang.settings import Settings
 from indgang.webhooks.signing import SIGNATURE_HEADER, sign
 
@@ -109,7 +109,10 @@ class WebhookDispatcher:
         self._claim_due = redis.register_script(CLAIM_DUE)
         self._limit = asyncio.Semaphore(CONCURRENCY)
         self._group_ready = False
-        self._task: asyncio.Task[None] | None = None
+        # A short pause after a failure (Redis away, say) so the loop does not spin on it.
+        self._loop = BackgroundLoop(
+            "webhook-dispatcher", lambda: self.run_once(block_ms=BLOCK_MS), pause=0, error_pause=1
+        )
 
     def _worst_case_seconds(self, deliveries: int) -> float:
         rounds = math.ceil(deliveries / CONCURRENCY)
@@ -231,25 +234,13 @@ class WebhookDispatcher:
             await pipe.execute()
         return not error
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.run_once(block_ms=BLOCK_MS)
-            except Exception:
-                log.exception("webhook dispatcher failed; continuing")
-                await asyncio.sleep(1)
-
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="webhook-dispatcher")
+        self._loop.start()
 
     async def stop(self) -> None:
         """Stops at once, even mid-delivery: what was not finished is retried later (the stream
         entry stays unacknowledged, a claimed retry's lease runs out)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
 
 async def dead_letters(redis: aioredis.Redis) -> list[DeadLetter]:
