@@ -10,6 +10,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import context
+from actions.need_gate import need_gate
 from indgang import conversation, handoff, safety
 from indgang.guidance import Situation, guide, parse_age
 from indgang.i18n import lookup, t
@@ -34,40 +35,83 @@ class ActionSearchOffers(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         message = tracker.latest_message
-        lang = context.language(message)
         text = message.get("text") or ""
-        if _intent(tracker) in REFINING_INTENTS:
+        query = text
+        # "min søn er 17" refines the need said before; a new need said with an age is a new need
+        if _intent(tracker) in REFINING_INTENTS and not need_gate().states_need(text):
             query = tracker.get_slot("need_text")
             if not query:
-                dispatcher.utter_message(text=t("bot.guidance.ask_need", lang))
+                dispatcher.utter_message(text=t("bot.guidance.ask_need", context.language(message)))
                 return []
-        else:
-            query = text
-        situation = Situation(
-            text=query,
-            language=lang,
-            relation=tracker.get_slot("relation"),
-            age=parse_age(tracker.get_slot("age")),
-            municipality=tracker.get_slot("municipality"),
-            about_other=safety.assess(query).about_other,
-            followup_allowed=not tracker.get_slot("followup_asked"),
-            brief=context.channel(message) == "sms",
-        )
-        # The search is CPU-bound (embeddings); keep the event loop free for other conversations.
-        guidance = await asyncio.to_thread(guide, get_offer_search(), situation)
-        if not guidance.offers:
-            return await count_miss(dispatcher, tracker, guidance.text)  # nothing fits: a miss too
-        offers = [o.model_dump(exclude_none=True) for o in guidance.offers]
-        dispatcher.utter_message(json_message={"text": guidance.text, "offers": offers})
-        s = context.settings()
-        await conversation.record_offers(
-            context.redis(), tracker.sender_id, offers, s.conversation_ttl_seconds
-        )
-        return [
-            SlotSet("need_text", query),
-            SlotSet("followup_asked", bool(tracker.get_slot("followup_asked") or guidance.followup)),
-            SlotSet("fallback_count", 0),
-        ]
+        return await offer_guidance(dispatcher, tracker, query)
+
+
+async def offer_guidance(dispatcher: CollectingDispatcher, tracker: Tracker, query: str) -> list[EventType]:
+    """The offers that fit `query`, with how to get in; remembered for follow-up questions."""
+    message = tracker.latest_message
+    lang = context.language(message)
+    situation = Situation(
+        text=query,
+        language=lang,
+        relation=tracker.get_slot("relation"),
+        age=parse_age(tracker.get_slot("age")),
+        municipality=tracker.get_slot("municipality"),
+        about_other=safety.assess(query).about_other,
+        followup_allowed=not tracker.get_slot("followup_asked"),
+        brief=context.channel(message) == "sms",
+    )
+    # The search is CPU-bound (embeddings); keep the event loop free for other conversations.
+    guidance = await asyncio.to_thread(guide, get_offer_search(), situation)
+    if not guidance.offers:
+        return await count_miss(dispatcher, tracker, guidance.text)  # nothing fits: a miss too
+    offers = [o.model_dump(exclude_none=True) for o in guidance.offers]
+    dispatcher.utter_message(json_message={"text": guidance.text, "offers": offers})
+    s = context.settings()
+    await conversation.record_offers(
+        context.redis(), tracker.sender_id, offers, s.conversation_ttl_seconds
+    )
+    return [
+        SlotSet("need_text", query),
+        SlotSet("followup_asked", bool(tracker.get_slot("followup_asked") or guidance.followup)),
+        SlotSet("fallback_count", 0),
+    ]
+
+
+async def guide_if_need(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType] | None:
+    """Offers now when the message states a need that the intent model read as something else;
+    None when it does not."""
+    text = tracker.latest_message.get("text") or ""
+    if text.startswith("/") or not need_gate().states_need(text):
+        return None
+    return await offer_guidance(dispatcher, tracker, text)
+
+
+# What the small-talk intents answer when the message is not also a need.
+SMALL_TALK = {
+    "greet": "utter_greet",
+    "goodbye": "utter_goodbye",
+    "thank": "utter_thanks",
+    "bot_help": "utter_help",
+    "affirm": "utter_what_next",
+    "deny": "utter_anything_else",
+}
+
+
+class ActionSmallTalk(Action):
+    """Greetings, thanks, yes and no: the usual answer, unless the same message states a need
+    ("hej, min datter på 8 kan ikke læse"): then the offers, in this turn."""
+
+    def name(self) -> str:
+        return "action_small_talk"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        guided = await guide_if_need(dispatcher, tracker)
+        if guided is not None:
+            return guided
+        dispatcher.utter_message(response=SMALL_TALK.get(_intent(tracker), "utter_what_next"))
+        return []
 
 
 class ActionExplainAccess(Action):
@@ -145,7 +189,7 @@ class ActionFallback(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        return await count_miss(dispatcher, tracker)
+        return await guide_if_need(dispatcher, tracker) or await count_miss(dispatcher, tracker)
 
 
 class ActionOutOfScope(Action):
@@ -158,6 +202,9 @@ class ActionOutOfScope(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
+        guided = await guide_if_need(dispatcher, tracker)
+        if guided is not None:
+            return guided
         if int(tracker.get_slot("fallback_count") or 0) > 0:
             return await count_miss(dispatcher, tracker)
         dispatcher.utter_message(text=t("bot.out_of_scope", context.language(tracker.latest_message)))

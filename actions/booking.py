@@ -20,7 +20,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import context
-from actions.actions import hand_over
+from actions.actions import guide_if_need, hand_over
 from indgang import conversation
 from indgang.booking import (
     BookingRequest,
@@ -204,8 +204,11 @@ class ActionBookingChange(Action):
             context.redis(), settings, tracker.sender_id, _sender_phone(tracker)
         )
         if booking is None:
-            dispatcher.utter_message(text=t("booking.nothing_to_move", lang), buttons=_book_button(lang))
-            return [FollowupAction("action_listen")]
+            # no booking to move: the words were likely a need read as "move" ("et sted at være")
+            guided = await guide_if_need(dispatcher, tracker)
+            if guided is None:
+                dispatcher.utter_message(text=t("booking.nothing_to_move", lang), buttons=_book_button(lang))
+            return [*(guided or []), FollowupAction("action_listen")]
         await start_collecting(context.redis(), settings, tracker.sender_id, moving=booking.id)
         _say(dispatcher, "booking.move_intro", lang, **booking_texts.values(booking, settings, lang))
         return [*_reset(), SlotSet("booking_moving", booking.id), SlotSet("booking_phone", booking.phone)]
@@ -244,17 +247,19 @@ class ActionBookingCancel(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        await _stop_or_cancel(dispatcher, tracker, await stop_collecting(context.redis(), tracker.sender_id))
-        return _reset()
+        collecting = await stop_collecting(context.redis(), tracker.sender_id)
+        return [*await _stop_or_cancel(dispatcher, tracker, collecting), *_reset()]
 
 
-async def _stop_or_cancel(dispatcher: CollectingDispatcher, tracker: Tracker, collecting: str | None) -> None:
+async def _stop_or_cancel(
+    dispatcher: CollectingDispatcher, tracker: Tracker, collecting: str | None
+) -> list[EventType]:
     """A new booking being collected ("") is dropped; else the booking being moved, or the
     citizen's coming booking, is cancelled and its slot freed."""
     lang = _lang(tracker)
     if collecting == "":
         _say(dispatcher, "booking.stopped", lang)
-        return
+        return []
     redis = context.redis()
     settings = context.settings()
     if collecting:
@@ -263,9 +268,13 @@ async def _stop_or_cancel(dispatcher: CollectingDispatcher, tracker: Tracker, co
         booking = await find_active_booking(redis, settings, tracker.sender_id, _sender_phone(tracker))
     cancelled = await cancel_booking(redis, booking.id, by="citizen") if booking else None
     if cancelled is None:
+        guided = await guide_if_need(dispatcher, tracker)
+        if guided is not None:
+            return guided  # nothing to cancel, and the words were a need: the offers are the answer
         dispatcher.utter_message(text=t("booking.nothing_to_cancel", lang), buttons=_book_button(lang))
     else:
         dispatcher.utter_message(text=booking_texts.cancelled(cancelled, settings))
+    return []
 
 
 def _book_button(lang: str) -> list[dict[str, str]]:

@@ -1,25 +1,27 @@
-"""Quality and speed of the safety check (indgang.safety.assess) on the labelled messages.
+"""Quality and speed of the safety check (indgang.safety.assess) on labelled batches.
 
-    .venv/bin/python benchmarks/safety.py [--rounds 20] [--corpus ../shared/seeds]
+    .venv/bin/python benchmarks/safety.py [BATCH.yaml ...] [--rounds 5] [--misses]
 
-Prints, per half of tests/data/safety_messages.yaml and overall: crisis recall, the false-alarm
-rate on calm messages, how often the main category is among those found, and child-concern
-recall; then latency per message (p50/p95): cold (each message's first assessment in this
-process, after the rules are loaded) and warm (repeated). With --corpus, also the share of
-sentences in a folder of .txt files that raise an alarm (text nobody labelled: read the alarms).
+With no file it reads the held-out blind batches in benchmarks/data/safety_*.yaml. A batch has
+`messages: [{text, crisis, tier?, lang, kind, persona}]` and optionally `conversations:` whose
+turns are read in order with the conversation so far, as the gateway does. Prints recall and
+false alarms overall, per tier, per kind, per language and per persona; which layers caught the
+danger (each alone, too); and latency per message (p50/p95) and the model's load time.
+With --misses it lists the misses and false alarms (read them, then fix in general terms).
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
+import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import yaml
 
-DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "safety_messages.yaml"
+DATA = Path(__file__).resolve().parent / "data"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -27,75 +29,110 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1) + 0.5))]
 
 
-def quality(messages: list[dict], results: dict[str, object]) -> str:
-    crisis = [m for m in messages if m["crisis"]]
-    calm = [m for m in messages if not m["crisis"]]
-    caught = [m for m in crisis if results[m["text"]].crisis]
-    alarms = [m for m in calm if results[m["text"]].crisis]
-    right_category = [m for m in caught if m["category"] in results[m["text"]].categories]
-    concerns = [m for m in calm if m["category"] == "child_concern"]
-    flagged = [m for m in concerns if results[m["text"]].child_concern]
-    return (
-        f"recall {len(caught) / len(crisis):.3f} ({len(caught)}/{len(crisis)})  "
-        f"false alarms {len(alarms) / len(calm):.3f} ({len(alarms)}/{len(calm)})  "
-        f"category {len(right_category)}/{len(caught)}  "
-        f"child concern {len(flagged)}/{len(concerns)}"
-    )
+def cases(path: Path) -> list[dict]:
+    """Every labelled turn with the turns before it that raised no alarm (its context)."""
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    out = [{**m, "context": []} for m in doc.get("messages") or ()]
+    for conv in doc.get("conversations") or ():
+        for i, turn in enumerate(conv["turns"]):
+            previous = [t["text"] for t in conv["turns"][:i]]
+            out.append({**conv, **turn, "context": previous, "turn": i})
+    return out
 
 
-def corpus_sentences(folder: Path) -> list[str]:
-    sentences = []
-    for path in sorted(folder.glob("*.txt")):
-        text = path.read_text(encoding="utf-8", errors="ignore")
-        for part in re.split(r"(?<=[.!?])\s+|\n\s*\n", text):
-            sentence = " ".join(part.split())
-            if 15 <= len(sentence) <= 300:
-                sentences.append(sentence)
-    return sentences
+def run(batch: list[dict], assess) -> tuple[list[tuple[dict, object]], list[float]]:
+    results, took = [], []
+    for case in batch:
+        context = list(case["context"])
+        if "turn" in case:
+            # as the gateway does: turns after an alarm start a fresh window
+            context = _since_alarm(context, assess)
+        started = time.perf_counter()
+        results.append((case, assess(case["text"], context)))
+        took.append(time.perf_counter() - started)
+    return results, took
+
+
+def _since_alarm(turns: list[str], assess) -> list[str]:
+    window: list[str] = []
+    for text in turns:
+        if assess(text, window).crisis:
+            window = []
+        else:
+            window.append(text)
+    return window
+
+
+def line(results: list[tuple[dict, object]]) -> str:
+    danger = [(c, a) for c, a in results if c["crisis"]]
+    calm = [(c, a) for c, a in results if not c["crisis"]]
+    caught = sum(a.crisis for _, a in danger)
+    alarms = sum(a.crisis for _, a in calm)
+    parts = []
+    if danger:
+        parts.append(f"recall {caught / len(danger):.3f} ({caught}/{len(danger)})")
+    if calm:
+        parts.append(f"false alarms {alarms / len(calm):.3f} ({alarms}/{len(calm)})")
+    return "  ".join(parts)
+
+
+def report(name: str, results: list[tuple[dict, object]], misses: bool) -> None:
+    print(f"{name}: {len(results)} labelled turns  {line(results)}")
+    for field in ("tier", "kind", "lang", "persona"):
+        groups: dict[str, list] = defaultdict(list)
+        for c, a in results:
+            if field == "tier" and not c["crisis"]:
+                continue
+            groups[str(c.get(field, "-"))].append((c, a))
+        print(f"  per {field}: " + "; ".join(f"{k} {line(v)}" for k, v in sorted(groups.items())))
+    danger = [a for c, a in results if c["crisis"]]
+    layers = sorted({layer for a in danger for layer in a.layers})
+    alone = {layer: sum(a.layers == (layer,) for a in danger) for layer in layers}
+    counts = [f"{layer} {sum(layer in a.layers for a in danger)} (alone {alone[layer]})" for layer in layers]
+    print("  layers on danger: " + ", ".join(counts))
+    tiers = defaultdict(int)
+    for c, a in results:
+        if c["crisis"] and a.crisis:
+            tiers[(c.get("tier", "-"), a.risk)] += 1
+    print("  tier (labelled -> given): " + ", ".join(f"{k[0]}->{k[1]} {v}" for k, v in sorted(tiers.items())))
+    if misses:
+        for c, a in results:
+            if c["crisis"] != a.crisis:
+                label = "MISS" if c["crisis"] else "FALSE"
+                context = f" [after {len(c['context'])} turns]" if c["context"] else ""
+                print(f"    {label} {c.get('kind')}{context} {','.join(a.layers)}: {c['text'][:150]}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=20, help="warm rounds over all messages")
-    parser.add_argument("--corpus", type=Path, help="a folder of .txt files to count alarms in")
+    parser.add_argument("batches", nargs="*", type=Path)
+    parser.add_argument("--rounds", type=int, default=3, help="warm rounds for latency")
+    parser.add_argument("--misses", action="store_true", help="list misses and false alarms")
     args = parser.parse_args()
+    batches = args.batches or sorted(DATA.glob("safety_*.yaml"))
+    if not batches:
+        sys.exit("no batches")
 
     started = time.perf_counter()
-    from indgang.safety import assess  # imported here so loading the rules can be timed
-    from indgang.safety.detector import default_detector
+    from indgang.safety import assess  # imported here so loading the layers can be timed
 
-    default_detector()
+    assess("hej")
     loaded = time.perf_counter() - started
-
-    messages = yaml.safe_load(DATA.read_text(encoding="utf-8"))["messages"]
-    cold: list[float] = []
-    results = {}
-    for m in messages:
-        t0 = time.perf_counter()
-        results[m["text"]] = assess(m["text"])
-        cold.append(time.perf_counter() - t0)
-    warm: list[float] = []
-    for _ in range(args.rounds):
-        for m in messages:
-            t0 = time.perf_counter()
-            assess(m["text"])
-            warm.append(time.perf_counter() - t0)
-
-    print(f"safety: {len(messages)} labelled messages, rules loaded in {loaded * 1000:.0f} ms")
-    for half in sorted({m["half"] for m in messages}):
-        print(f"  half {half}: {quality([m for m in messages if m['half'] == half], results)}")
-    print(f"  all:    {quality(messages, results)}")
+    print(f"safety: layers loaded in {loaded * 1000:.0f} ms")
+    everything, warm = [], []
+    for path in batches:
+        batch = cases(path)
+        results, _ = run(batch, assess)
+        report(path.stem, results, args.misses)
+        everything += results
+        for _ in range(args.rounds):
+            warm += run(batch, assess)[1]
+    if len(batches) > 1:
+        print(f"all: {len(everything)} labelled turns  {line(everything)}")
     print(
-        f"  latency per message: cold p50 {statistics.median(cold) * 1e6:.0f} us, "
-        f"p95 {percentile(cold, 0.95) * 1e6:.0f} us; warm p50 {statistics.median(warm) * 1e6:.0f} us, "
-        f"p95 {percentile(warm, 0.95) * 1e6:.0f} us ({len(warm)} assessments)"
+        f"latency per message: p50 {statistics.median(warm) * 1000:.2f} ms, "
+        f"p95 {percentile(warm, 0.95) * 1000:.2f} ms ({len(warm)} assessments)"
     )
-    if args.corpus:
-        sentences = corpus_sentences(args.corpus)
-        alarms = [s for s in sentences if assess(s).crisis]
-        print(f"  corpus {args.corpus}: {len(alarms)} alarms in {len(sentences)} sentences")
-        for sentence in alarms:
-            print(f"    ALARM {sentence[:150]}")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """Offer search quality and speed, with no server running.
 
-    .venv/bin/python benchmarks/search.py [--cases tests/data/search_dev.yaml ...] [--misses] [--rounds 5]
+    .venv/bin/python benchmarks/search.py [--cases FILE.yaml ...] [--misses] [--rounds 5]
 
-For each labelled set (default: the development set, and the public eval cases when
-../shared/eval/public_cases.yaml exists) it prints hit@1, hit@3 and MRR (over the first 3 places)
-for BM25 alone, embeddings alone and the hybrid (also with less type diversity: up to 2 offers of a
-type in the top 3, or any number); a hit is a top offer whose type the case accepts.
+For each labelled set (default: the held-out blind batches in benchmarks/data/search_*.yaml and
+the public eval cases) it prints hit@1, hit@3 and MRR (over the first 3 places) for each channel
+alone (BM25, embeddings, the need classifier), BM25 with embeddings (the search before the need
+classifier), the hybrid with and without embeddings, and the hybrid with less type diversity (up
+to 2 offers of a type in the top 3, or any number); a hit is a top offer whose type the case
+accepts.
 Then query latency p50/p95 of the hybrid with a warm model, over all queries, `--rounds` times.
 """
 
@@ -25,7 +27,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from indgang.search import OfferSearch, Ranking, get_offer_search
 from indgang.settings import PROJECT_DIR
 
-DEV_SET = PROJECT_DIR / "tests" / "data" / "search_dev.yaml"
+HELD_OUT = sorted((PROJECT_DIR / "benchmarks" / "data").glob("search_*.yaml"))
 PUBLIC_CASES = PROJECT_DIR.parent / "shared" / "eval" / "public_cases.yaml"
 TOP = 3
 
@@ -37,8 +39,11 @@ def load_cases(path: Path) -> list[dict]:
 
 def modes(search: OfferSearch) -> dict[str, Ranking]:
     return {
-        "bm25": search.with_ranking(semantic_weight=0.0),
-        "embeddings": search.with_ranking(lexical_weight=0.0),
+        "bm25": search.with_ranking(semantic_weight=0.0, need_weight=0.0),
+        "embeddings": search.with_ranking(lexical_weight=0.0, need_weight=0.0, semantic_weight=1.0),
+        "needs": search.with_ranking(lexical_weight=0.0, semantic_weight=0.0),
+        "bm25+embeddings": search.with_ranking(need_weight=0.0, semantic_weight=0.2),
+        "hybrid+embeddings": search.with_ranking(semantic_weight=0.2),
         "hybrid": search.ranking,
         # Diversity: the hybrid allowing 2 offers of a type in the top 3, or any number.
         "hybrid-2/type": search.with_ranking(max_per_type=2),
@@ -82,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--misses", action="store_true", help="print the hybrid's misses")
     parser.add_argument("--rounds", type=int, default=5, help="latency: passes over all queries")
     args = parser.parse_args(argv)
-    files = args.cases or [p for p in (DEV_SET, PUBLIC_CASES) if p.exists()]
+    files = args.cases or [p for p in (*HELD_OUT, PUBLIC_CASES) if p.exists()]
 
     started = time.perf_counter()
     search = get_offer_search()

@@ -18,7 +18,13 @@ def _run(_args: argparse.Namespace) -> None:
 
 def _train(args: argparse.Namespace) -> None:
     from indgang import devstack
+    from indgang.catalogue import load_catalogue
+    from indgang.safety.model import default_model
+    from indgang.search import needs
 
+    # The project's own small models first (seconds), then Rasa (minutes, only when it changed).
+    default_model()
+    needs.train(load_catalogue(get_settings().catalogue_dir))
     print(devstack.ensure_model(force=args.force))
 
 
@@ -28,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("run", help="start Redis, Rasa, the action server and the gateway").set_defaults(
         func=_run
     )
-    train = commands.add_parser("train", help="train the Rasa model when bot/ or nlu_data/ changed")
+    train = commands.add_parser(
+        "train", help="train the safety and need classifiers, and Rasa when bot/ or nlu_data/ changed"
+    )
     train.add_argument("--force", action="store_true", help="train even when nothing changed")
     train.set_defaults(func=_train)
     catalogue_cli.add_commands(commands)

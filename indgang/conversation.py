@@ -20,6 +20,7 @@ class Conversation(BaseModel):
     created_at: str | None = None
     updated_at: str | None = None
     offers_shown: list[dict[str, Any]] = Field(default_factory=list)
+    risk: str = "none"  # the highest risk the conversation has shown: none, concern or acute
 
 
 def _now() -> str:
@@ -58,3 +59,19 @@ async def record_offers(
         pipe.hset(key, "offers_shown", json.dumps(offers, ensure_ascii=False))
         pipe.expire(key, ttl_seconds)
         await pipe.execute()
+
+
+# Sets the risk only upward: once flagged, a later calm message never un-flags a conversation.
+_RAISE_RISK = """
+local rank = {none = 0, concern = 1, acute = 2}
+local had = redis.call('HGET', KEYS[1], 'risk') or 'none'
+if rank[ARGV[1]] > (rank[had] or 0) then redis.call('HSET', KEYS[1], 'risk', ARGV[1]) end
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+return redis.call('HGET', KEYS[1], 'risk') or had
+"""
+
+
+async def raise_risk(redis: aioredis.Redis, conversation_id: str, risk: str, ttl_seconds: int) -> str:
+    """Record that the conversation showed `risk`; returns the conversation's risk after it."""
+    script = redis.register_script(_RAISE_RISK)
+    return str(await script(keys=[keys.conversation(conversation_id)], args=[risk, ttl_seconds]))

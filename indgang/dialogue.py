@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -31,6 +31,7 @@ class Reply(BaseModel):
     buttons: list[Button] = Field(default_factory=list)
     offers: list[OfferCard] = Field(default_factory=list)
     crisis: bool = False
+    risk: Literal["none", "concern", "acute"] = "none"  # crisis is true for concern and acute
 
 
 class EngineUnavailable(Exception):

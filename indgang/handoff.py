@@ -27,7 +27,8 @@ class HandoffState(StrEnum):
 
 class Priority(StrEnum):
     NORMAL = "normal"
-    URGENT = "urgent"
+    HIGH = "high"  # a possible danger (risk "concern"): before every normal request
+    URGENT = "urgent"  # danger now (risk "acute"): first of all
 
 
 class HandoffError(Exception):
@@ -61,9 +62,11 @@ local staff, priority, reason, ttl = ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]
 if action == 'release' and staff ~= '' and redis.call('HGET', KEYS[1], 'staff') ~= staff then
   return {0, 'held-by-other'}
 end
+local rank = {normal = 0, high = 1, urgent = 2}
 if action == 'request' and current == 'requested' then
   -- a repeated request only raises the priority; it keeps its place in the queue
-  if priority == 'urgent' then redis.call('HSET', KEYS[1], 'priority', 'urgent') end
+  local had = redis.call('HGET', KEYS[1], 'priority') or 'normal'
+  if (rank[priority] or 0) > (rank[had] or 0) then redis.call('HSET', KEYS[1], 'priority', priority) end
 else
   redis.call('HSET', KEYS[1], 'state', target, 'updated_at', now)
 end
@@ -83,7 +86,7 @@ local p = redis.call('HGET', KEYS[1], 'priority') or 'normal'
 local requested = tonumber(redis.call('HGET', KEYS[1], 'requested_at') or now)
 if action == 'request' or action == 'take' then
   local score = requested
-  if p == 'urgent' then score = score - 1e10 end
+  score = score - 1e10 * (rank[p] or 0)
   redis.call('ZADD', KEYS[2], score, conv)
 else
   redis.call('ZREM', KEYS[2], conv)

@@ -68,10 +68,10 @@ class Inbound:
         await transcript.append(self.redis, conversation_id, "user", text, self.ttl, channel=channel)
         turn = Turn(conversation_id=conversation_id, language=lang)
 
-        assessment = safety.assess(text)
+        assessment = safety.assess(text, await self._unalarmed_turns(conversation_id))
         state = await handoff.get(self.redis, conversation_id)
         if assessment.crisis:
-            route = "crisis"
+            route = f"crisis_{assessment.risk}"
             metrics.CRISES.labels(channel).inc()
             turn.replies = await self._crisis(conversation_id, channel, assessment, lang)
         elif state.with_staff:
@@ -97,6 +97,7 @@ class Inbound:
                 self.ttl,
                 channel=channel,
                 crisis=reply.crisis,
+                risk=reply.risk,
                 offers=[o.model_dump(exclude_none=True) for o in reply.offers],
                 buttons=[b.model_dump() for b in reply.buttons],
             )
@@ -105,12 +106,34 @@ class Inbound:
         metrics.TURN_SECONDS.labels(route).observe(time.perf_counter() - started)
         return turn
 
+    async def _unalarmed_turns(self, conversation_id: str) -> list[str]:
+        """The writer's previous turns since the last alarm (the current one, already stored, is
+        left out), so danger that builds over several messages is seen, and no alarm is raised
+        twice from the same words."""
+        recent = await transcript.tail(self.redis, conversation_id, 4 * safety.WINDOW_TURNS)
+        if recent and recent[-1].sender == "user":
+            recent = recent[:-1]
+        turns: list[str] = []
+        for message in recent:
+            if message.sender == "bot" and message.crisis:
+                turns = []
+            elif message.sender == "user":
+                turns.append(message.text)
+        return turns[-(safety.WINDOW_TURNS - 1) :]
+
     async def _crisis(
         self, conversation_id: str, channel: str, assessment: safety.SafetyAssessment, lang: str
     ) -> list[Reply]:
-        reply = Reply(text=safety.crisis_reply(assessment, lang), crisis=True)
+        acute = assessment.risk == "acute"
+        reply = Reply(text=safety.crisis_reply(assessment, lang), crisis=True, risk=assessment.risk)
+        await conversation.raise_risk(self.redis, conversation_id, assessment.risk, self.ttl)
         await handoff.request_person(
-            self.redis, conversation_id, channel, self.ttl, reason="crisis", priority=Priority.URGENT
+            self.redis,
+            conversation_id,
+            channel,
+            self.ttl,
+            reason="crisis" if acute else "concern",
+            priority=Priority.URGENT if acute else Priority.HIGH,
         )
         await emit(
             self.redis,
@@ -118,11 +141,16 @@ class Inbound:
             {
                 "conversation_id": conversation_id,
                 "channel": channel,
+                "risk": assessment.risk,
                 "categories": sorted(assessment.categories),
                 "about_other": assessment.about_other,
             },
         )
-        log.warning("crisis detected", extra={"conversation_id": conversation_id, "rules": assessment.rules})
+        # The id links to a conversation, so only the risk tier is logged beside it: which layers
+        # fired is counted in metrics, never tied to a person's conversation in the log.
+        log.warning("crisis detected", extra={"conversation_id": conversation_id, "risk": assessment.risk})
+        for layer in assessment.layers:
+            metrics.SAFETY_LAYERS.labels(layer, assessment.risk).inc()
         return [reply]
 
     async def _waiting_for_staff(

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     embedding_cache_dir: Path = PROJECT_DIR / ".cache" / "embeddings"
     search_default_municipality: str | None = None  # e.g. "Vejle": national offers and Vejle's
     search_max_per_type: int = Field(default=1, ge=1)  # offers of one type in a result before others
+    # The English embedding model's weight in the offer search: 0 (off) since the need classifier
+    # came; on blind batches it added nothing and cost 18 ms a query (benchmarks/README.md).
+    search_semantic_weight: float = Field(default=0.0, ge=0.0)
 
     # Safety
     crisis_lines_file: Path = PACKAGE_DIR / "safety" / "crisis_lines.yaml"

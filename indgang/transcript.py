@@ -26,6 +26,7 @@ class Message(BaseModel):
     channel: str | None = None
     staff: str | None = None
     crisis: bool = False
+    risk: str = "none"  # on the assistant's replies: none, concern or acute
     offers: list[dict[str, Any]] = Field(default_factory=list)
     buttons: list[dict[str, Any]] = Field(default_factory=list)
     internal: bool = False  # a staff note, never shown to the citizen
@@ -66,6 +67,12 @@ async def read(
     messages = [_message(entry_id, fields) for entry_id, fields in entries]
     cursor = messages[-1].id if messages else after
     return messages, cursor
+
+
+async def tail(redis: aioredis.Redis, conversation_id: str, count: int) -> list[Message]:
+    """The newest `count` messages, oldest first."""
+    entries = await redis.xrevrange(keys.transcript(conversation_id), count=count)
+    return [_message(entry_id, fields) for entry_id, fields in reversed(entries)]
 
 
 def is_valid_cursor(value: str) -> bool:

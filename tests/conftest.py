@@ -15,6 +15,19 @@ from indgang.settings import Settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+# Tiers: `pytest -m "not stack and not browser"` runs the domain and action tests in under a
+# minute, without Rasa or Chromium; `make test` runs everything.
+_RASA_MODULES = frozenset({"test_nlu", "test_dialogue_stories"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.module.__name__ if item.module else ""
+        if "stack" in getattr(item, "fixturenames", ()) or module in _RASA_MODULES:
+            item.add_marker(pytest.mark.stack)
+        if module.startswith("test_browser"):
+            item.add_marker(pytest.mark.browser)
+
 
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:

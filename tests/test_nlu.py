@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from actions.need_gate import nlu_examples
 from indgang.devstack import MODEL_PATH, NLU_TRAIN_DIR, RASA_BIN, RASA_ENV
 from indgang.settings import PROJECT_DIR
 
@@ -31,20 +31,6 @@ MIN_ENTITY_F1 = {"relation": 0.85, "municipality": 0.85}
 MIN_VALUE_RECALL = 0.85
 RASA_TEST_TIMEOUT_SECONDS = 540
 
-# [text](entity) or [text]{"entity": ..., "value": ...} -> text
-ANNOTATION = re.compile(r"\[([^\]]+)\](?:\([^)]*\)|\{[^}]*\})")
-
-
-def _examples(folder: Path) -> dict[str, list[str]]:
-    """The plain texts of every intent example in the Rasa YAML files under `folder`."""
-    examples: dict[str, list[str]] = {}
-    for path in sorted(folder.rglob("*.yml")):
-        for block in yaml.safe_load(path.read_text(encoding="utf-8")).get("nlu", []):
-            if "intent" in block:
-                lines = block["examples"].splitlines()
-                texts = [ANNOTATION.sub(r"\1", line.strip()[2:]) for line in lines if line.strip()]
-                examples.setdefault(block["intent"], []).extend(texts)
-    return examples
 
 
 def _domain_intents() -> set[str]:
@@ -75,7 +61,7 @@ def _report(results: Path, name: str) -> dict[str, Any]:
 
 
 def test_test_split_covers_every_intent_and_is_never_trained_on() -> None:
-    test, train = _examples(TEST_SPLIT), _examples(NLU_TRAIN_DIR)
+    test, train = nlu_examples(TEST_SPLIT), nlu_examples(NLU_TRAIN_DIR)
     assert set(test) == set(train) == _domain_intents()
     assert min(len(texts) for texts in test.values()) >= MIN_TEST_EXAMPLES_PER_INTENT
     seen = {text.casefold() for texts in train.values() for text in texts}

@@ -20,7 +20,7 @@ from indgang.safety.text import Words, fold, split
 from indgang.settings import get_settings
 from indgang.sms.compose import measure
 
-DATA = Path(__file__).parent / "data" / "safety_messages.yaml"
+DATA = Path(__file__).parents[1] / "indgang" / "safety" / "training" / "team.yaml"
 MESSAGES = yaml.safe_load(DATA.read_text(encoding="utf-8"))["messages"]
 CRISIS = [m for m in MESSAGES if m["crisis"]]
 CALM = [m for m in MESSAGES if not m["crisis"]]

@@ -15,7 +15,7 @@ from indgang.search.embeddings import Embedder, resolve_model
 from indgang.search.text import Speller, terms
 from indgang.settings import PROJECT_DIR, get_settings
 
-DEV_SET = PROJECT_DIR / "tests" / "data" / "search_dev.yaml"
+DEV_SET = PROJECT_DIR / "indgang" / "search" / "training" / "team.yaml"
 PUBLIC_CASES = PROJECT_DIR.parent / "shared" / "eval" / "public_cases.yaml"
 
 

@@ -1,7 +1,7 @@
-"""The safety check: does a message signal danger to life or health now?
+"""The rules layer of the safety check: precise patterns for the phrasings people use most.
 
-It runs before anything else on every inbound message and does not depend on the NLU model, so a
-retrain can never silence it. The steps, all over folded words (indgang/safety/text.py):
+indgang/safety/check.py combines it with the learned layer and the risk concepts. The steps,
+all over folded words (indgang/safety/text.py):
 
 1. everyday idioms are masked ("slå tiden ihjel", "jeg dør af grin");
 2. context markers are found (a distant past, a recent time, a young writer, ...);
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Literal
 
 from indgang.i18n import Language
 from indgang.language import guess_language
@@ -26,15 +27,21 @@ NEGATION_REACH = 4  # words before a match in which a negation still counts ("ik
 SUBJECT_REACH = 10  # words before a match searched for its subject
 
 
+Risk = Literal["none", "concern", "acute"]
+RISK_ORDER: dict[str, int] = {"none": 0, "concern": 1, "acute": 2}
+
+
 @dataclass(frozen=True)
 class SafetyAssessment:
-    crisis: bool  # danger to life or health now: answer with the emergency reply at once
+    crisis: bool  # danger to life or health: answer with the emergency reply at once
     categories: frozenset[str]  # of "suicide", "self_harm", "violence", "child_at_risk"
     child_concern: bool  # a concern for a child that is not acute (guidance on reporting it)
     language: Language  # the writer's language, best guess
     about_other: bool  # the writer writes about someone else (a relative, a friend, a child)
     young: bool  # the writer seems to be a child or young person
     rules: tuple[str, ...]  # ids of the rules and idioms that fired (never message text)
+    risk: Risk = "none"  # acute: danger now; concern: possible danger, a caring check-in
+    layers: tuple[str, ...] = ()  # the layers that found danger (rules, model, concepts, window, error)
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,8 @@ class Detector:
             about_other=about_other,
             young=bool(message.markers.get("young")),
             rules=tuple(sorted(idioms | {h.rule.id for h in hits})),
+            risk="acute" if crisis else "none",
+            layers=("rules",) if crisis else (),
         )
 
     def _mask_idioms(self, message: _Message) -> set[str]:
@@ -138,8 +147,12 @@ class Detector:
         return True
 
     def _in_the_past(self, start: int, message: _Message) -> bool:
-        """A distant past in the sentence, or "var"/"had" just before, and nothing recent or again."""
-        if message.has("recent", start) or message.has("again", start):
+        """A film or book in the clause; or a distant past in the sentence, or "var"/"had" just
+        before, and nothing recent or again."""
+        if message.has("fiction", start):
+            return True  # "the overdose scene", whenever it was watched
+        back = message.has("recent", start) or message.has("again", start)
+        if back and not message.has("resolved", start):
             return False
         return message.has("past", start) or (start > 0 and message.words.words[start - 1] in self._past_aux)
 
@@ -210,7 +223,3 @@ class Detector:
 def default_detector() -> Detector:
     return Detector(default_rules())
 
-
-def assess(text: str) -> SafetyAssessment:
-    """The safety assessment of one inbound message (pure; the rules are loaded once)."""
-    return default_detector().assess(text)

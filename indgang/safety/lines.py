@@ -111,13 +111,14 @@ def _opening(assessment: SafetyAssessment) -> str:
 def crisis_reply(assessment: SafetyAssessment, language: str | None = None) -> str:
     """The emergency reply: warm, short (fits two SMS), 112 first, then the lines that fit."""
     lang = normalise_language(language or assessment.language)
+    tone = "concern" if assessment.risk == "concern" else "crisis"  # a check-in, or danger now
     emergency, *others = lines_for(assessment, lang)
     listed = t("safety.crisis.separator", lang).join(
         t("safety.crisis.line", lang, name=line.name, number=line.number, hours=line.hours) for line in others
     )
     return " ".join(
         [
-            t(f"safety.crisis.opening.{_opening(assessment)}", lang),
+            t(f"safety.{tone}.opening.{_opening(assessment)}", lang),
             t("safety.crisis.emergency", lang, number=emergency.number),
             t("safety.crisis.lines", lang, lines=listed),
             t("safety.crisis.closing", lang),

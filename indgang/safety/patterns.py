@@ -81,7 +81,7 @@ class WordClass:
     def _decide(self, word: str) -> bool:
         if word in self.words:
             return True
-        if word.isdigit():
+        if word.isdecimal():
             return self.min_number is not None and int(word) >= self.min_number
         if word.startswith(self.prefixes) or word.endswith(self.suffixes):
             return True
@@ -283,7 +283,7 @@ class PatternSet(Generic[Payload]):
 
     def _starting_with(self, word: str) -> tuple[int, ...]:
         found = set(self._exact.get(word, ()))
-        if word.isdigit():
+        if word.isdecimal():
             found.update(index for least, index in self._numbers if int(word) >= least)
             return tuple(sorted(found))
         for size in range(1, len(word) + 1):

@@ -39,6 +39,15 @@ class Marker:
     scope: Literal["clause", "sentence", "message"]
 
 
+@dataclass(frozen=True)
+class Combination:
+    """Risk concepts that together are danger: all of `all` present, none of `unless`."""
+
+    id: str
+    all: frozenset[str]
+    unless: frozenset[str] = frozenset()
+
+
 @dataclass
 class RuleSet:
     lexicon: Lexicon
@@ -46,6 +55,9 @@ class RuleSet:
     markers: PatternSet[tuple[Marker, str]]
     rules: PatternSet[tuple[Rule, str]]
     marker_scopes: dict[str, str] = field(default_factory=dict)
+    concepts: PatternSet[tuple[str, str]] = field(default_factory=lambda: PatternSet([]))
+    concept_names: tuple[str, ...] = ()
+    combinations: tuple[Combination, ...] = ()
 
 
 _RULE_OPTIONS = frozenset(
@@ -84,9 +96,16 @@ def load(directory: Path = RULES_DIR) -> RuleSet:
     for _, doc in docs:
         entries.update(doc.get("lexicon") or {})
     lexicon = Lexicon(entries)
-    idioms, markers, rules = [], [], []
+    idioms, markers, rules, concepts = [], [], [], []
+    combinations: list[Combination] = []
     seen: set[str] = set()
     for name, doc in docs:
+        for concept, entry in (doc.get("concepts") or {}).items():
+            concepts += _compiled(entry, concept, lexicon)
+        for entry in doc.get("combinations") or ():
+            combinations.append(
+                Combination(entry["id"], frozenset(entry["all"]), frozenset(entry.get("unless") or ()))
+            )
         for entry in doc.get("idioms") or ():
             idioms += _compiled(entry, Rule(id=entry["id"], kind="idiom"), lexicon)
         for marker_name, entry in (doc.get("markers") or {}).items():
@@ -102,7 +121,21 @@ def load(directory: Path = RULES_DIR) -> RuleSet:
         for marker in (rule.requires, rule.unless):
             if marker and marker not in scopes:
                 raise PatternError(f"rule {rule.id} names the unknown marker {marker!r}")
-    return RuleSet(lexicon, PatternSet(idioms), PatternSet(markers), PatternSet(rules), scopes)
+    names = tuple(sorted({concept for _, (concept, _) in concepts} | set(scopes)))
+    for combination in combinations:
+        unknown = (combination.all | combination.unless) - set(names)
+        if unknown:
+            raise PatternError(f"combination {combination.id} names unknown concepts {sorted(unknown)}")
+    return RuleSet(
+        lexicon,
+        PatternSet(idioms),
+        PatternSet(markers),
+        PatternSet(rules),
+        scopes,
+        PatternSet(concepts),
+        names,
+        tuple(combinations),
+    )
 
 
 @lru_cache(maxsize=1)

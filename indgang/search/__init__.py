@@ -21,5 +21,7 @@ def get_offer_search() -> OfferSearch:
         load_catalogue(settings.catalogue_dir),
         Embedder(settings.embedding_model, settings.embedding_cache_dir),
         default_municipality=settings.search_default_municipality,
-        ranking=Ranking(max_per_type=settings.search_max_per_type),
+        ranking=Ranking(
+            max_per_type=settings.search_max_per_type, semantic_weight=settings.search_semantic_weight
+        ),
     )

@@ -11,9 +11,11 @@ import numpy as np
 
 from indgang.catalogue import Catalogue, Offer
 from indgang.catalogue.municipalities import NATIONAL, canonical
+from indgang.safety import assess
 from indgang.search.documents import build, type_texts
 from indgang.search.embeddings import Embedder
 from indgang.search.lexical import LexicalIndex
+from indgang.search.needs import NeedClassifier, train
 
 # Which offers a person of an audience may be shown: a child's need also fits family offers, an
 # adult's also fits offers for relatives (who are adults), and `any` fits everyone.
@@ -25,6 +27,9 @@ AUDIENCE_FITS = {
 }
 
 
+URGENT_TYPE = "akut_hjaelp"  # what comes first when the safety check finds danger now
+
+
 @dataclass(frozen=True)
 class Ranking:
     """How the two rankings are fused; the defaults were chosen on tests/data/search_dev.yaml
@@ -32,7 +37,10 @@ class Ranking:
 
     lexical_weight: float = 1.0
     type_weight: float = 2.0  # BM25: the weight of the type's words against the offer's own words
-    semantic_weight: float = 0.2  # Danish is not the default model's language: embeddings break ties
+    semantic_weight: float = 0.2  # Danish is not the default model's language (setting: 0, off)
+    need_weight: float = 10.0  # the need classifier (indgang/search/needs.py): situations in own words
+    need_confidence: float = 0.15  # below this best P(type), the classifier does not know: no evidence
+    need_floor: float = 0.03  # a type less likely than this is no evidence (never pad the list)
     rrf_k: float = 10.0  # small: only the first few places of each ranking should count much
     depth: int = 30  # places of each ranking that take part in the fusion
     semantic_top_k: int = 1  # an offer's similarity: the mean of its best phrases (1: the best one)
@@ -73,12 +81,31 @@ class OfferSearch:
         for row, document in enumerate(documents):
             self._phrase_rows[row, : len(document.phrases)] = [position[p] for p in document.phrases]
         self._vectors: np.ndarray | None = None
+        self._needs: NeedClassifier | None = None
+        self._type_rows: dict[str, np.ndarray] = {}
+        for i, offer in enumerate(self._offers):
+            self._type_rows.setdefault(offer.type, np.zeros(len(self._offers), dtype=bool))[i] = True
         self._lock = threading.Lock()
 
     def warm(self) -> None:
-        """Load the model and the catalogue's embeddings now rather than on the first query."""
-        if self.embedder is not None:
-            self._semantic("varm op")
+        """Load the models (embeddings, needs, safety) and the catalogue's embeddings now rather
+        than on the first query."""
+        self.search("varm op")
+
+    def _need_scores(self, query: str, rank: Ranking) -> np.ndarray:
+        """Per offer: P(its type | query) from the need classifier; -inf where it is no evidence."""
+        if self._needs is None:
+            with self._lock:
+                if self._needs is None:
+                    self._needs = train(self.catalogue)
+        scores = np.full(len(self._offers), -np.inf)
+        probabilities = self._needs.probabilities(query)
+        if max(probabilities.values()) < rank.need_confidence:
+            return scores
+        for kind, p in probabilities.items():
+            if kind in self._type_rows and p >= rank.need_floor:
+                scores[self._type_rows[kind]] = p
+        return scores
 
     def search(
         self,
@@ -99,8 +126,15 @@ class OfferSearch:
         lexical = self._lexical.scores(query, rank.type_weight)
         similarity = self._semantic(query) if self.embedder is not None and rank.semantic_weight else None
         fused = self._fuse(lexical, similarity, eligible, rank)
+        if rank.need_weight:
+            needs = np.where(eligible, self._need_scores(query, rank), -np.inf)
+            self._add_ranks(fused, needs, rank.need_weight, rank)
         for i in np.flatnonzero(fused):
             fused[i] *= self._preference(self._offers[i], wanted, rank)
+        if URGENT_TYPE in self._type_rows and assess(query).risk == "acute":
+            # danger now: 112 before anything else that fits, however the rankings scored it
+            urgent = self._type_rows[URGENT_TYPE] & eligible
+            fused[urgent] = fused.max() + 1.0
         return self._pick(fused, limit, rank.max_per_type)
 
     def _eligible(self, audience: str | None, place: str | None, wanted: str | None) -> np.ndarray:

@@ -1,0 +1,105 @@
+"""Does a message state a need? A second opinion beside Rasa's intent, learnt from data.
+
+Rasa's intent model sometimes reads a need as a greeting, a yes, a booking change or nothing it
+knows ("hej, min datter på 8 kan ikke læse" as `greet`). A turn that states a need must answer
+with offers in that turn, so the actions that would otherwise give small talk or ask again first
+ask this gate. It is a binary classifier: positives are the labelled need descriptions the offer
+search learns from (indgang/search/training) and the NLU examples of `describe_need` and
+`ask_offer`; negatives are the NLU examples of every other intent (greetings, yes and no,
+booking, asking for a person ...). It lives beside the actions because it reads the bot's data.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import FeatureUnion
+
+from indgang import learned
+from indgang.search.needs import folded
+from indgang.search.needs import training_files as need_files
+from indgang.settings import PROJECT_DIR
+
+NLU_TRAIN_DIR = PROJECT_DIR / "nlu_data" / "train"
+NEED_INTENTS = frozenset({"describe_need", "ask_offer"})
+# Intents whose examples are not needs; entity-only intents ("i Aarhus", "han er 17") included.
+NOT_NEED_INTENTS = frozenset(
+    {
+        "greet",
+        "goodbye",
+        "thank",
+        "bot_help",
+        "affirm",
+        "deny",
+        "stop_erase",
+        "request_human",
+        "book_contact",
+        "cancel_booking",
+        "change_booking",
+        "ask_access",
+        "inform_municipality",
+        "inform_age",
+        "inform_relation",
+        "out_of_scope",
+    }
+)
+MIN_WORDS = 3  # "ja tak", "hej" and the like are never a need on their own
+THRESHOLD = 0.5
+_ANNOTATION = re.compile(r"\[([^\]]+)\](?:\([^)]*\)|\{[^}]*\})")
+
+
+@dataclass
+class NeedGate:
+    features: FeatureUnion
+    model: LogisticRegression
+
+    def probability(self, text: str) -> float:
+        return float(self.model.predict_proba(self.features.transform([text]))[0, 1])
+
+    def states_need(self, text: str) -> bool:
+        return len(text.split()) >= MIN_WORDS and self.probability(text) >= THRESHOLD
+
+
+def nlu_examples(folder: Path = NLU_TRAIN_DIR) -> dict[str, list[str]]:
+    """The plain text of every intent example in the Rasa NLU files under `folder`."""
+    out: dict[str, list[str]] = {}
+    for path in sorted(folder.rglob("*.yml")):
+        for block in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("nlu") or ():
+            if "intent" in block:
+                lines = [line.strip() for line in block["examples"].splitlines()]
+                texts = [_ANNOTATION.sub(r"\1", line[2:]) for line in lines if line.startswith("- ")]
+                out.setdefault(block["intent"], []).extend(texts)
+    return out
+
+
+def examples() -> tuple[list[str], list[int]]:
+    texts: list[str] = []
+    labels: list[int] = []
+    for path in need_files():
+        for case in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("queries") or ():
+            texts.append(case["q"])
+            labels.append(1)
+    for intent, lines in nlu_examples().items():
+        if intent in NEED_INTENTS or intent in NOT_NEED_INTENTS:
+            texts += lines
+            labels += [int(intent in NEED_INTENTS)] * len(lines)
+    return texts, labels
+
+
+def fit() -> NeedGate:
+    texts, labels = examples()
+    features = learned.text_features(folded)
+    model = LogisticRegression(C=10.0, class_weight="balanced", max_iter=5000)
+    model.fit(features.fit_transform(texts), labels)
+    return NeedGate(features, model)
+
+
+@lru_cache(maxsize=1)
+def need_gate() -> NeedGate:
+    inputs = [*need_files(), *sorted(NLU_TRAIN_DIR.rglob("*.yml")), Path(__file__)]
+    return learned.cached("need_gate", inputs, fit)

@@ -1,0 +1,112 @@
+"""The safety check: does a message, or the conversation so far, signal danger to life or health?
+
+It runs before anything else on every inbound message and does not depend on the NLU model, so a
+retrain can never silence it. Three layers read the same normalised text, and any one of them
+can raise an alarm; none can silence another:
+
+- **rules** (detector.py): precise patterns, with negation, past and subject handled; acute.
+- **concepts** (rules/concepts.yaml): combinations of risk concepts (a method at hand and a time
+  set, pills and signs in the body, a child's age and harm); acute.
+- **model** (model.py): a classifier trained on thousands of labelled messages; its second head
+  says acute or concern. It also reads the last few turns together, so a relative's second
+  message can complete the picture of the first.
+
+A layer that fails counts as a concern (logged with the layer's name, never the text): a bug must
+make the check more careful, not blind.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from indgang.language import guess_language
+from indgang.safety.detector import RISK_ORDER, Risk, SafetyAssessment, default_detector
+from indgang.safety.model import WINDOW_TURNS, combinations_in, concepts_in, default_model
+from indgang.safety.normalise import clean
+
+log = logging.getLogger(__name__)
+
+ACUTE_SHARE = 0.5  # P(acute | danger) from which the model's alarm is acute rather than a concern
+# Concepts that name who is at risk when no rule said it.
+_CATEGORY_OF_CONCEPT = (("child_harm", "child_at_risk"), ("harm_other", "violence"))
+
+
+def _layer(name: str, run: Callable[[], object], failed: list[str]) -> object | None:
+    try:
+        return run()
+    except Exception as exc:
+        log.error("safety layer failed", extra={"layer": name, "error": type(exc).__name__})
+        failed.append(name)
+        return None
+
+
+def _model_risk(text: str) -> Risk:
+    model = default_model()
+    danger, acute = model.score(text)
+    if danger < model.threshold:
+        return "none"
+    return "acute" if acute >= ACUTE_SHARE else "concern"
+
+
+def assess(text: str, context: Sequence[str] = ()) -> SafetyAssessment:
+    """The assessment of one message; `context` holds the writer's previous turns (oldest first)
+    that have not yet raised an alarm, so the conversation so far counts too."""
+    failed: list[str] = []
+    text = clean(text)
+    rules = _layer("rules", lambda: default_detector().assess(text), failed)
+    found = _layer("concepts", lambda: concepts_in(text), failed) or frozenset()
+    combos = _layer("concepts", lambda: combinations_in(found), failed) or ()
+    model_risk = _layer("model", lambda: _model_risk(text), failed) or "none"
+    recent = [clean(turn) for turn in context][-(WINDOW_TURNS - 1) :] if context else []
+    window_risk = (
+        _layer("window", lambda: _model_risk("\n".join([*recent, text])), failed) or "none"
+        if recent
+        else "none"
+    )
+
+    risks: dict[str, Risk] = {}
+    if isinstance(rules, SafetyAssessment) and rules.crisis:
+        risks["rules"] = "acute"
+    if combos:
+        risks["concepts"] = "acute"
+    if model_risk != "none":
+        risks["model"] = model_risk
+    if window_risk != "none":
+        risks["window"] = window_risk
+    if failed:
+        risks["error"] = "concern"
+    risk: Risk = max(risks.values(), key=RISK_ORDER.__getitem__, default="none")
+
+    base = rules if isinstance(rules, SafetyAssessment) else default_assessment(text)
+    categories = set(base.categories)
+    about_other = base.about_other
+    if risk != "none" and not categories:
+        categories = {c for concept, c in _CATEGORY_OF_CONCEPT if concept in found} or {"suicide"}
+        # a young writer telling of harm speaks of themself, whoever else they name
+        about_other = about_other and not {"young", "child_harm"} <= found
+    return replace(
+        base,
+        about_other=about_other,
+        crisis=risk != "none",
+        risk=risk,
+        categories=frozenset(categories),
+        child_concern=base.child_concern and risk == "none",
+        young=base.young or "young" in found,
+        rules=tuple(sorted({*base.rules, *combos})),
+        layers=tuple(sorted(risks)),
+    )
+
+
+def default_assessment(text: str) -> SafetyAssessment:
+    """What is known of a message when the rules layer could not read it."""
+    return SafetyAssessment(
+        crisis=False,
+        categories=frozenset(),
+        child_concern=False,
+        language=guess_language(text) or "da",
+        about_other=False,
+        young=False,
+        rules=(),
+    )

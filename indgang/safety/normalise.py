@@ -1,0 +1,54 @@
+"""Text as the safety check reads it: one canonical form, whatever the writer's keyboard did.
+
+A zero-width space or a soft hyphen inside a word must not hide it, full-width or styled letters
+must read as letters, and broken input (a lone surrogate from a bad client) must never crash the
+check. Runs before every layer.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+# Letters from other scripts that look like Latin ones and are used to dodge word filters.
+_LOOKALIKES = str.maketrans(
+    {
+        "а": "a",
+        "е": "e",
+        "о": "o",
+        "р": "p",
+        "с": "c",
+        "у": "y",
+        "х": "x",
+        "і": "i",
+        "ј": "j",
+        "А": "A",
+        "Е": "E",
+        "О": "O",
+        "Р": "P",
+        "С": "C",
+        "Х": "X",
+        "І": "I",
+        "ο": "o",
+        "α": "a",
+        "ε": "e",
+        "ι": "i",
+    }
+)
+# Separators that are not ordinary spaces become spaces; format characters (zero-width, soft
+# hyphen, bidi marks) vanish, so "selv\u00admord" reads "selvmord".
+_SPACE_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc"})
+
+
+def clean(text: str) -> str:
+    """Canonical text: lone surrogates replaced, NFKC, format characters removed, look-alikes mapped."""
+    if not isinstance(text, str):
+        return ""
+    text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    text = unicodedata.normalize("NFKC", text).translate(_LOOKALIKES)
+    out = []
+    for char in text:
+        category = unicodedata.category(char)
+        if category == "Cf":
+            continue
+        out.append(" " if category in _SPACE_CATEGORIES and char not in "\n" else char)
+    return "".join(out)

@@ -1,0 +1,199 @@
+"""The layered safety check: text normalisation against Unicode tricks, the learned layer, the
+risk concepts, two tiers, the conversation so far, and a failing layer that makes it careful."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from indgang import conversation, handoff, safety, transcript
+from indgang.dialogue import Reply
+from indgang.inbound import Inbound
+from indgang.safety import check
+from indgang.safety.model import concepts_in, default_model
+from indgang.safety.normalise import clean
+
+# ---------------------------------------------------------------- normalisation
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "jeg vil begå selv\u200bmord",  # zero-width space inside the word
+        "jeg vil begå selv\u00admord",  # soft hyphen
+        "jeg vil begå selv\u2060mord",  # word joiner
+        "ｊｅｇ ｖｉｌ ｂｅｇå ｓｅｌｖｍｏｒｄ",  # full-width letters
+        "jeg vil begå sеlvmord",  # Cyrillic "е"
+        "I want to kill mys\u200celf tonight",  # zero-width non-joiner
+    ],
+)
+def test_hidden_characters_and_look_alikes_do_not_hide_danger(text: str) -> None:
+    assert safety.assess(text).crisis
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "jeg er ፩ år og min far slår mig",  # Ethiopic digit: isdigit() but not int()
+        "han tog ٣٠ piller",  # Arabic-Indic digits are decimal
+        "\ud800 jeg vil dø \udfff",  # lone surrogates
+        "²³ piller",  # superscript digits
+        "\x00\x1b[31m\u202e",  # control and bidi characters
+        "a" * 5000,
+    ],
+)
+def test_odd_unicode_never_crashes_the_check(text: str) -> None:
+    assessment = safety.assess(text)
+    assert assessment.risk in {"none", "concern", "acute"}
+    assert "error" not in assessment.layers
+
+
+def test_cleaning_keeps_the_words_and_drops_what_hides_them() -> None:
+    assert clean("selv\u00admord") == "selvmord"
+    assert clean("ｈｅｊ\u200b") == "hej"
+    assert "\ufffd" in clean("a\ud800b")
+    assert clean("to\u00a0ord") == "to ord"
+
+
+# ---------------------------------------------------------------- layers and tiers
+
+
+def test_the_model_loads_from_the_project_and_scores_quickly() -> None:
+    model = default_model()
+    assert 0.05 < model.threshold < 0.95
+    danger, acute = model.score("jeg har 60 panodil og en flaske vodka klar til i aften")
+    assert danger >= model.threshold and 0.0 <= acute <= 1.0
+    calm, _ = model.score("hvor mange panodil må man tage om dagen mod hovedpine")
+    assert calm < model.threshold
+
+
+def test_concepts_combine_into_danger_that_no_phrase_names() -> None:
+    found = concepts_in("har 40 kodimagnyl og sprut klar, skrev farvel til min søster")
+    assert {"means", "finality", "alcohol"} <= found
+    assessment = safety.assess("har 40 kodimagnyl og sprut klar, skrev farvel til min søster")
+    assert assessment.risk == "acute" and "concepts" in assessment.layers
+
+
+def test_a_past_resolved_story_with_means_is_calm() -> None:
+    text = "for 12 år siden tog jeg en masse piller, i dag har jeg det godt og arbejder som pædagog"
+    assert not safety.assess(text).crisis
+
+
+def test_a_possible_danger_gets_a_caring_check_in_with_112() -> None:
+    assessment = safety.assess("jeg kan ikke se nogen mening med noget mere og vil bare sove for evigt")
+    assert assessment.crisis
+    if assessment.risk == "concern":  # the tier comes from the model; both answers give 112
+        reply = safety.crisis_reply(assessment, "da")
+        assert "Er du i fare lige nu?" in reply and "112" in reply and "70 201 201" in reply
+
+
+def test_the_concern_reply_fits_two_sms_in_both_languages() -> None:
+    base = check.default_assessment("x")
+    from dataclasses import replace
+
+    from indgang.sms.compose import measure
+
+    for lang in ("da", "en"):
+        for who in ({"suicide"}, {"child_at_risk"}, {"violence"}):
+            assessment = replace(base, crisis=True, risk="concern", categories=frozenset(who))
+            text = safety.crisis_reply(assessment, lang)
+            assert "112" in text
+            assert measure(text).segments <= 2, text
+
+
+def test_a_failing_layer_counts_as_a_concern_and_logs_no_text(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(text: str) -> str:
+        raise RuntimeError(f"boom on {text}")
+
+    monkeypatch.setattr(check, "_model_risk", broken)
+    with caplog.at_level(logging.ERROR):
+        assessment = safety.assess("hej, hvornår har værestedet åbent")
+    assert assessment.crisis and assessment.risk == "concern" and assessment.layers == ("error",)
+    assert "værestedet" not in caplog.text and "boom" not in caplog.text
+    assert any(getattr(r, "layer", None) == "model" for r in caplog.records)
+
+
+def test_rules_alone_still_alarm_when_the_model_is_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(check, "_model_risk", lambda text: (_ for _ in ()).throw(OSError("gone")))
+    assessment = safety.assess("jeg vil slå mig selv ihjel")
+    assert assessment.risk == "acute" and {"rules", "error"} <= set(assessment.layers)
+
+
+# ---------------------------------------------------------------- the conversation so far
+
+
+def test_the_turns_before_complete_the_picture() -> None:
+    first = "min bror skrev i nat at han var ked af at være til besvær for alle"
+    second = "nu tager han ikke telefonen og hans dør er låst"
+    alone = safety.assess(second)
+    together = safety.assess(second, [first])
+    assert together.crisis
+    assert "window" in together.layers or alone.crisis
+
+
+class RecordingEngine:
+    """Stands in for Rasa in this domain test: the gateway's own logic is under test here; the
+    real engine is tested end to end with the stack."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    async def send(self, conversation_id: str, text: str, metadata: dict[str, Any]) -> list[Reply]:
+        self.seen.append(text)
+        return [Reply(text="Her er nogle muligheder.")]
+
+    async def record_staff_turn(self, conversation_id: str, text: str, staff: str) -> None:
+        return None
+
+
+@pytest.mark.anyio
+async def test_once_flagged_a_conversation_stays_flagged_and_first_for_staff(redis, base_settings) -> None:
+    engine = RecordingEngine()
+    inbound = Inbound(redis, engine, base_settings)
+    calm = await inbound.handle("conv-risk-1", "hej, jeg har et spørgsmål om bostøtte")
+    assert not any(r.crisis for r in calm.replies) and engine.seen
+    acute = await inbound.handle("conv-risk-1", "jeg har 50 sovepiller her og tager dem alle i aften")
+    assert acute.replies[0].crisis and acute.replies[0].risk == "acute"
+    assert (await conversation.get(redis, "conv-risk-1")).risk == "acute"
+    state = await handoff.get(redis, "conv-risk-1")
+    assert state.priority == handoff.Priority.URGENT and state.reason == "crisis"
+    later = await inbound.handle("conv-risk-1", "ok tak")
+    assert not any(r.crisis for r in later.replies)  # the calm turn itself is not an alarm ...
+    assert (await conversation.get(redis, "conv-risk-1")).risk == "acute"  # ... nor does it un-flag
+    assert (await handoff.get(redis, "conv-risk-1")).priority == handoff.Priority.URGENT
+
+
+@pytest.mark.anyio
+async def test_an_alarm_is_not_raised_again_from_the_same_old_turns(redis, base_settings) -> None:
+    inbound = Inbound(redis, RecordingEngine(), base_settings)
+    await inbound.handle("conv-risk-2", "jeg vil slå mig selv ihjel")
+    assert await inbound._unalarmed_turns("conv-risk-2") == []
+    await inbound.handle("conv-risk-2", "hvad med bolig")
+    turns = await inbound._unalarmed_turns("conv-risk-2")
+    assert turns == [] or "ihjel" not in " ".join(turns)
+    messages, _ = await transcript.read(redis, "conv-risk-2")
+    assert [m.sender for m in messages][:2] == ["user", "bot"]
+
+
+@pytest.mark.anyio
+async def test_a_concern_goes_high_in_the_queue_below_acute(redis) -> None:
+    await handoff.request(redis, "normal", 60, reason="request_human")
+    await handoff.request(redis, "concern", 60, reason="concern", priority=handoff.Priority.HIGH)
+    await handoff.request(redis, "acute", 60, reason="crisis", priority=handoff.Priority.URGENT)
+    positions = [await handoff.queue_position(redis, c) for c in ("acute", "concern", "normal")]
+    assert positions == [1, 2, 3]
+    # a later concern never lowers an acute conversation
+    await handoff.request(redis, "acute", 60, reason="concern", priority=handoff.Priority.HIGH)
+    assert (await handoff.get(redis, "acute")).priority == handoff.Priority.URGENT
+
+
+@pytest.mark.anyio
+async def test_risk_is_raised_only_upward(redis) -> None:
+    assert await conversation.raise_risk(redis, "r", "concern", 60) == "concern"
+    assert await conversation.raise_risk(redis, "r", "acute", 60) == "acute"
+    assert await conversation.raise_risk(redis, "r", "concern", 60) == "acute"
+    assert await redis.ttl("indgang:conv:r") > 0
