@@ -11,7 +11,8 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import context
 from actions.need_gate import need_gate
-from indgang import conversation, handoff, safety
+from actions.nlg import text_of
+from indgang import conversation, handoff, offer_questions, safety
 from indgang.guidance import Situation, guide, parse_age
 from indgang.i18n import lookup, t
 from indgang.opening_hours import waiting_notice
@@ -86,14 +87,15 @@ async def guide_if_need(dispatcher: CollectingDispatcher, tracker: Tracker) -> l
     return await offer_guidance(dispatcher, tracker, text)
 
 
-# What the small-talk intents answer when the message is not also a need.
+# What the small-talk intents answer (bot.<text> in the translation files) when the message is
+# not also a need.
 SMALL_TALK = {
-    "greet": "utter_greet",
-    "goodbye": "utter_goodbye",
-    "thank": "utter_thanks",
-    "bot_help": "utter_help",
-    "affirm": "utter_what_next",
-    "deny": "utter_anything_else",
+    "greet": "greet",
+    "goodbye": "goodbye",
+    "thank": "thanks",
+    "bot_help": "help",
+    "affirm": "what_next",
+    "deny": "anything_else",
 }
 
 
@@ -110,12 +112,15 @@ class ActionSmallTalk(Action):
         guided = await guide_if_need(dispatcher, tracker)
         if guided is not None:
             return guided
-        dispatcher.utter_message(response=SMALL_TALK.get(_intent(tracker), "utter_what_next"))
+        lang = context.language(tracker.latest_message)
+        reply = text_of(SMALL_TALK.get(_intent(tracker), "what_next"), lang)
+        dispatcher.utter_message(text=reply["text"], buttons=reply["buttons"])
         return []
 
 
 class ActionExplainAccess(Action):
-    """How to get in: open offers, the municipality's assessment (visitation), or a referral."""
+    """Questions about the offers just shown: how to get in, and what it costs, where it is,
+    when it is open, how long the wait is, whether one can be anonymous (indgang/offer_questions)."""
 
     def name(self) -> str:
         return "action_explain_access"
@@ -123,14 +128,11 @@ class ActionExplainAccess(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        lang = context.language(tracker.latest_message)
+        message = tracker.latest_message
         record = await conversation.get(context.redis(), tracker.sender_id)
         shown = record.offers_shown if record else []
-        if shown:
-            lines = [f"• {o['title']}: {t('bot.guidance.access.' + o['access'], lang)}" for o in shown]
-        else:
-            lines = [t(f"bot.guidance.access.{kind}", lang) for kind in ("open", "visitation", "referral")]
-        dispatcher.utter_message(text="\n".join(lines))
+        text = message.get("text") or ""
+        dispatcher.utter_message(text=offer_questions.answer(text, shown, context.language(message)))
         return []
 
 

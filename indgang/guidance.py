@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from indgang.dialogue import OfferCard
 from indgang.i18n import t
-from indgang.offer_cards import offer_card, offers_of_type, short_title
+from indgang.offer_cards import offer_card, offers_of_type, short_title, way_in
 from indgang.search import OfferHit, OfferSearch
 
 OFFERS_SHOWN = 3
@@ -87,8 +87,13 @@ def guide(search: OfferSearch, situation: Situation) -> Guidance:
     def title(card: OfferCard) -> str:
         return short_title(card.title) if situation.brief else card.title
 
+    def line(card: OfferCard) -> str:
+        access = t(f"bot.guidance.access_short.{card.access}", lang)
+        reach = way_in(card) if situation.brief else ""  # on SMS, each offer says how to reach it
+        return f"• {title(card)} ({access}{': ' + reach if reach else ''})"
+
     lines = [text("intro_relative" if situation.is_relative else "intro")]
-    lines += [f"• {title(c)} ({t(f'bot.guidance.access_short.{c.access}', lang)})" for c in cards]
+    lines += [line(c) for c in cards]
     if not situation.brief:  # on SMS each offer's line already says how to get in
         for access in dict.fromkeys(c.access for c in cards):
             lines.append(t(f"bot.guidance.access.{access}", lang))

@@ -7,6 +7,7 @@ or to the dialogue engine.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -16,18 +17,20 @@ import redis.asyncio as aioredis
 
 from indgang import conversation, handoff, metrics, safety, transcript
 from indgang.booking import current_booking
-from indgang.dialogue import Button, DialogueEngine, EngineUnavailable, Reply
+from indgang.dialogue import Button, DialogueEngine, EngineUnavailable, OfferCard, Reply
 from indgang.events import EventType, emit
 from indgang.handoff import Priority
 from indgang.i18n import normalise_language, t
 from indgang.language import guess_language
-from indgang.offer_cards import offers_of_type
+from indgang.offer_cards import offer_card, offers_of_type
 from indgang.opening_hours import waiting_notice
+from indgang.search import get_offer_search
 from indgang.settings import Settings
 
 log = logging.getLogger(__name__)
 
 REQUEST_HUMAN_PAYLOAD = "/request_human"
+CRISIS_OFFERS = 3  # offers shown with the emergency reply on the web
 
 
 @dataclass
@@ -73,7 +76,7 @@ class Inbound:
         if assessment.crisis:
             route = f"crisis_{assessment.risk}"
             metrics.CRISES.labels(channel).inc()
-            turn.replies = await self._crisis(conversation_id, channel, assessment, lang)
+            turn.replies = await self._crisis(conversation_id, channel, assessment, lang, text)
         elif state.with_staff:
             route = "staff"
             turn.replies = await self._waiting_for_staff(conversation_id, state, lang)
@@ -122,10 +125,15 @@ class Inbound:
         return turns[-(safety.WINDOW_TURNS - 1) :]
 
     async def _crisis(
-        self, conversation_id: str, channel: str, assessment: safety.SafetyAssessment, lang: str
+        self, conversation_id: str, channel: str, assessment: safety.SafetyAssessment, lang: str, text: str
     ) -> list[Reply]:
         acute = assessment.risk == "acute"
-        reply = Reply(text=safety.crisis_reply(assessment, lang), crisis=True, risk=assessment.risk)
+        # On the web the emergency reply also shows where help is (akut hjælp first, then e.g. a
+        # krisecenter); an SMS keeps to the emergency text, so it stays short and arrives whole.
+        offers = [] if channel == "sms" else await asyncio.to_thread(self._offers, text, lang)
+        reply = Reply(
+            text=safety.crisis_reply(assessment, lang), crisis=True, risk=assessment.risk, offers=offers
+        )
         await conversation.raise_risk(self.redis, conversation_id, assessment.risk, self.ttl)
         await handoff.request_person(
             self.redis,
@@ -152,6 +160,11 @@ class Inbound:
         for layer in assessment.layers:
             metrics.SAFETY_LAYERS.labels(layer, assessment.risk).inc()
         return [reply]
+
+    @staticmethod
+    def _offers(text: str, lang: str) -> list[OfferCard]:
+        hits = get_offer_search().search(text, limit=CRISIS_OFFERS, language=lang)
+        return [offer_card(h.offer, lang) for h in hits]
 
     async def _waiting_for_staff(
         self, conversation_id: str, state: handoff.Handoff, lang: str

@@ -31,6 +31,18 @@ def short_title(title: str) -> str:
     return title
 
 
+def way_in(card: OfferCard) -> str:
+    """How to reach an offer in a few characters, for SMS: its phone, else its web address
+    without the scheme, else the organisation that runs it ("" when none is known)."""
+    contact = card.contact or {}
+    if contact.get("phone"):
+        return str(contact["phone"])
+    url = contact.get("url") or card.url
+    if url:
+        return str(url).removeprefix("https://").removeprefix("http://").removeprefix("www.").rstrip("/")
+    return str(contact.get("organisation") or "").split(" (")[0]  # "Din kommune (borgerservice)"
+
+
 def offer_result(hit: OfferHit, language: str) -> dict[str, Any]:
     card = offer_card(hit.offer, language)
     return {**card.model_dump(), "contact": card.contact or {}, "score": round(hit.score, 4)}

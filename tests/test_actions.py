@@ -1,0 +1,130 @@
+"""The custom actions, unit-tested as Rasa's example bots do: a CollectingDispatcher collects what
+an action says, Tracker.from_dict builds the conversation it reads. Redis is the real test Redis;
+the offer search and the need gate are the real ones. No Rasa server is needed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.events import FollowupAction, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import actions, booking, context
+from actions.need_gate import need_gate
+from actions.nlg import text_of
+from indgang import conversation
+
+
+@pytest.fixture
+async def test_redis(redis, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(context, "redis", lambda: redis)
+    return redis
+
+
+def tracker(
+    text: str, intent: str, slots: dict[str, Any] | None = None, sender: str = "conv-actions"
+) -> Tracker:
+    return Tracker.from_dict(
+        {
+            "sender_id": sender,
+            "slots": slots or {},
+            "latest_message": {
+                "text": text,
+                "intent": {"name": intent, "confidence": 0.9},
+                "entities": [],
+                "metadata": {"language": "da", "channel": "web"},
+            },
+            "events": [],
+            "paused": False,
+            "followup_action": None,
+            "active_loop": {},
+            "latest_action_name": "action_listen",
+        }
+    )
+
+
+def offers_of(dispatcher: CollectingDispatcher) -> list[str]:
+    return [o["type"] for m in dispatcher.messages for o in (m.get("custom") or {}).get("offers", [])]
+
+
+def test_the_need_gate_tells_needs_from_small_talk() -> None:
+    gate = need_gate()
+    for text in ["hej", "ja tak", "tak for hjælpen", "kan jeg tale med en medarbejder", "vi bor i Aarhus"]:
+        assert not gate.states_need(text), text
+    for text in [
+        "hej, min datter på 8 kan ikke læse og er ked af det",
+        "jeg vil gerne et sted hen om dagen hvor der er andre mennesker",
+        "my husband drinks every day and I don't know what to do",
+    ]:
+        assert gate.states_need(text), text
+
+
+@pytest.mark.anyio
+async def test_a_greeting_is_answered_as_one(test_redis) -> None:
+    dispatcher = CollectingDispatcher()
+    events = await actions.ActionSmallTalk().run(dispatcher, tracker("hej", "greet"), {})
+    assert events == [] and dispatcher.messages[0]["text"] == text_of("greet", "da")["text"]
+
+
+@pytest.mark.anyio
+async def test_a_need_read_as_a_greeting_gets_offers_in_the_same_turn(test_redis) -> None:
+    dispatcher = CollectingDispatcher()
+    text = "hej, min datter på 8 år kan ikke læse, de andre børn kan, hun er ked af det"
+    events = await actions.ActionSmallTalk().run(dispatcher, tracker(text, "greet"), {})
+    assert set(offers_of(dispatcher)) & {"ppr", "familieraadgivning"}
+    assert SlotSet("need_text", text) in events
+    assert (await conversation.get(test_redis, "conv-actions")).offers_shown
+
+
+@pytest.mark.anyio
+async def test_moving_a_booking_that_does_not_exist_answers_a_need_instead(test_redis) -> None:
+    dispatcher = CollectingDispatcher()
+    text = "jeg vil gerne have et sted at være om dagen hvor der er andre mennesker"
+    events = await booking.ActionBookingChange().run(dispatcher, tracker(text, "change_booking"), {})
+    assert set(offers_of(dispatcher)) & {"vaerested", "socialpsykiatri"}
+    assert events[-1] == FollowupAction("action_listen")
+    assert not any("flytte" in (m.get("text") or "") for m in dispatcher.messages)
+
+
+@pytest.mark.anyio
+async def test_moving_without_a_booking_and_without_a_need_says_so(test_redis) -> None:
+    dispatcher = CollectingDispatcher()
+    await booking.ActionBookingChange().run(dispatcher, tracker("flyt min tid", "change_booking"), {})
+    assert dispatcher.messages[0]["text"].startswith("Du har ingen")
+    assert dispatcher.messages[0]["buttons"]
+
+
+@pytest.mark.anyio
+async def test_an_age_refines_the_need_said_before(test_redis) -> None:
+    dispatcher = CollectingDispatcher()
+    slots = {"need_text": "min søn har autisme og vi er helt udkørte", "age": "9"}
+    await actions.ActionSearchOffers().run(dispatcher, tracker("han er 9", "inform_age", slots), {})
+    assert "aflastning" in offers_of(dispatcher)
+
+
+@pytest.mark.anyio
+async def test_questions_about_the_offers_shown_are_answered_from_them(test_redis) -> None:
+    shown = [
+        {"id": "a", "type": "alkoholbehandling", "title": "Gratis alkoholbehandling", "access": "open"},
+        {"id": "b", "type": "midlertidigt_botilbud", "title": "Midlertidigt botilbud", "access": "visitation",
+         "contact": {"phone": "70 10 10 10"}},
+    ]
+    await conversation.record_offers(test_redis, "conv-actions", shown, 600)
+    answers = {}
+    for question in ["hvad koster det?", "hvor lang ventetid er der", "hvornår har de åbent"]:
+        dispatcher = CollectingDispatcher()
+        await actions.ActionExplainAccess().run(dispatcher, tracker(question, "ask_access"), {})
+        answers[question] = dispatcher.messages[0]["text"]
+    assert "gratis" in answers["hvad koster det?"] and "husleje" in answers["hvad koster det?"]
+    assert "14 dage" in answers["hvor lang ventetid er der"]
+    assert "70 10 10 10" in answers["hvornår har de åbent"]
+
+
+@pytest.mark.anyio
+async def test_a_fallback_that_states_a_need_gets_offers(test_redis) -> None:
+    dispatcher = CollectingDispatcher()
+    text = "min kone tror naboerne vil slå hende ihjel og hun sover ikke, jeg ved ikke hvem der kan hjælpe"
+    await actions.ActionFallback().run(dispatcher, tracker(text, "nlu_fallback"), {})
+    assert set(offers_of(dispatcher)) & {"socialpsykiatri", "paaroerendestoette"}
