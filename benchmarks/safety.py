@@ -129,10 +129,11 @@ def main() -> None:
             warm += run(batch, assess)[1]
     if len(batches) > 1:
         print(f"all: {len(everything)} labelled turns  {line(everything)}")
-    print(
-        f"latency per message: p50 {statistics.median(warm) * 1000:.2f} ms, "
-        f"p95 {percentile(warm, 0.95) * 1000:.2f} ms ({len(warm)} assessments)"
-    )
+    if warm:
+        print(
+            f"latency per message: p50 {statistics.median(warm) * 1000:.2f} ms, "
+            f"p95 {percentile(warm, 0.95) * 1000:.2f} ms ({len(warm)} assessments)"
+        )
 
 
 if __name__ == "__main__":

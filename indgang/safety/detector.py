@@ -147,10 +147,13 @@ class Detector:
         return True
 
     def _in_the_past(self, start: int, message: _Message) -> bool:
-        """A film or book in the clause; or a distant past in the sentence, or "var"/"had" just
-        before, and nothing recent or again."""
+        """A film or book in the sentence; a past anywhere told as resolved ("det er 3 år siden,
+        jeg har det fint nu"); or a distant past in the sentence, or "var"/"had" just before, and
+        nothing recent or again."""
         if message.has("fiction", start):
             return True  # "the overdose scene", whenever it was watched
+        if message.has("resolved", start) and message.markers.get("past"):
+            return True  # told as over, and the writer (or the person) is well now
         back = message.has("recent", start) or message.has("again", start)
         if back and not message.has("resolved", start):
             return False

@@ -35,8 +35,15 @@ from indgang.safety.rules import RULES_DIR, RuleSet, default_rules
 from indgang.safety.text import Words, split
 
 TRAINING_DIR = Path(__file__).resolve().parent / "training"
-# Out-of-fold false alarms the threshold is set for; the goal is at most 3% on unseen text.
-TARGET_FALSE_ALARMS = 0.02
+NEEDS_DIR = Path(__file__).resolve().parents[1] / "search" / "training"
+# Needs of these types may be danger now; they are not used as calm examples.
+MAYBE_DANGER_TYPES = frozenset({"akut_hjaelp", "krisecenter", "bekymring_barn"})
+# The threshold is set where the out-of-fold false alarms on calm messages from blind batches
+# (files named blind_*: outsiders' text, unlike the corpora written to train on) reach this share;
+# the goal is at most 3% on unseen text, and the rules and concepts add their own few.
+TARGET_FALSE_ALARMS = 0.025
+CALIBRATION_PREFIX = "blind_"
+MIN_CALIBRATION_CALM = 100  # fewer calm blind examples than this: calibrate on all examples
 NEGATION_SPAN = 4  # words after a negation that the word features mark as negated
 WINDOW_TURNS = 3  # user turns of a conversation read together (a relative's second message)
 
@@ -46,7 +53,7 @@ class Example:
     text: str
     crisis: bool
     acute: bool
-
+    calibrates: bool = False  # from a blind batch: sets the threshold
 
 IDIOM = "_idiom_"  # what an everyday idiom ("jeg dør af grin") reads as to the learned layer
 
@@ -153,26 +160,40 @@ class CrisisModel:
 # ------------------------------------------------------------------------------ training data
 
 
-def _windows(turns: list[dict]) -> Iterable[Example]:
+def _windows(turns: list[dict], calibrates: bool) -> Iterable[Example]:
     """Every turn alone, and the running window of turns up to it, labelled as that turn."""
     for i, turn in enumerate(turns):
         crisis = bool(turn.get("crisis"))
         acute = crisis and turn.get("tier", "acute") == "acute"
-        yield Example(str(turn["text"]), crisis, acute)
+        yield Example(str(turn["text"]), crisis, acute, calibrates)
         if i:
             window = "\n".join(str(t["text"]) for t in turns[max(0, i + 1 - WINDOW_TURNS) : i + 1])
-            yield Example(window, crisis, acute)
+            yield Example(window, crisis, acute, calibrates)
 
 
 def load_examples(paths: Iterable[Path]) -> list[Example]:
     examples: list[Example] = []
     for path in paths:
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        blind = path.name.startswith(CALIBRATION_PREFIX)
         for m in doc.get("messages") or ():
             crisis = bool(m["crisis"])
-            examples.append(Example(str(m["text"]), crisis, crisis and m.get("tier", "acute") == "acute"))
+            acute = crisis and m.get("tier", "acute") == "acute"
+            examples.append(Example(str(m["text"]), crisis, acute, blind))
         for conv in doc.get("conversations") or ():
-            examples.extend(_windows(conv["turns"]))
+            examples.extend(_windows(conv["turns"], blind))
+    return examples
+
+
+def ordinary_requests(directory: Path = NEEDS_DIR) -> list[Example]:
+    """The offer search's labelled needs, as calm examples: thousands of ordinary requests in
+    citizens' own words ("jeg sidder i kørestol og kan ikke komme ind på toilettet") that must
+    not raise an alarm. Needs a caseworker would also meet with emergency help are left out."""
+    examples = []
+    for path in sorted(directory.glob("*.yaml")):
+        for case in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("queries") or ():
+            if not set(case.get("expect") or case.get("types") or ()) & MAYBE_DANGER_TYPES:
+                examples.append(Example(str(case["q"]), crisis=False, acute=False))
     return examples
 
 
@@ -182,7 +203,7 @@ def training_files(directory: Path = TRAINING_DIR) -> list[Path]:
 
 def _inputs(files: Sequence[Path]) -> list[Path]:
     """What the model depends on: its examples, the concepts and rules, and this code."""
-    return [*files, *sorted(RULES_DIR.glob("*.yaml")), Path(__file__)]
+    return [*files, *sorted(NEEDS_DIR.glob("*.yaml")), *sorted(RULES_DIR.glob("*.yaml")), Path(__file__)]
 
 
 # ------------------------------------------------------------------------------ fitting
@@ -210,11 +231,16 @@ def fit(examples: Sequence[Example], folds: int = 4, seed: int = 0) -> CrisisMod
     x = features.fit_transform(texts)
     danger = _classifier().fit(x, crisis)
     tier = _classifier().fit(x[crisis], acute[crisis]) if len(set(acute[crisis])) == 2 else None
-    return CrisisModel(features, danger, tier, _threshold(out_of_fold, crisis))
+    blind = np.array([e.calibrates for e in examples])
+    if (blind & ~crisis).sum() < MIN_CALIBRATION_CALM:
+        blind[:] = True
+    return CrisisModel(features, danger, tier, _threshold(out_of_fold[blind], crisis[blind]))
 
 
 @lru_cache(maxsize=1)
 def default_model() -> CrisisModel:
     """The model for the current training data: from the cache, or trained now."""
     files = training_files()
-    return learned.cached("safety", _inputs(files), lambda: fit(load_examples(files)))
+    return learned.cached(
+        "safety", _inputs(files), lambda: fit([*load_examples(files), *ordinary_requests()])
+    )
