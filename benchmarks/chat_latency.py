@@ -17,6 +17,7 @@ import uuid
 
 import httpx
 
+TOKEN_HEADER = "X-Conversation-Token"  # api.md, "The conversation token"
 MESSAGES = [
     "hej",
     "min mand drikker hver dag, hvor kan han få behandling",
@@ -34,12 +35,19 @@ def percentile(values: list[float], q: float) -> float:
 async def conversation(
     client: httpx.AsyncClient, url: str, body_for, messages: int, out: list[float]
 ) -> None:
-    sender = f"bench-{uuid.uuid4().hex[:12]}"
+    sender = f"bench-{uuid.uuid4().hex}"
+    headers: dict[str, str] = {}
     for i in range(messages):
         started = time.perf_counter()
-        response = await client.post(url, json=body_for(sender, MESSAGES[i % len(MESSAGES)]), timeout=120)
+        response = await client.post(
+            url, json=body_for(sender, MESSAGES[i % len(MESSAGES)]), headers=headers, timeout=120
+        )
         response.raise_for_status()
         out.append(time.perf_counter() - started)
+        answer = response.json()
+        if isinstance(answer, dict) and answer.get("conversation_token"):
+            # The gateway's first answer hands out the conversation's token; later turns send it.
+            headers = {TOKEN_HEADER: answer["conversation_token"]}
 
 
 async def load(url: str, body_for, conversations: int, messages: int) -> tuple[list[float], float]:

@@ -1,8 +1,12 @@
-"""A conversation's record: its channel, language and what the assistant has shown so far."""
+"""A conversation's record: its channel, language and what the assistant has shown so far; and
+for a web conversation the hash of its token, the secret that makes it its citizen's alone."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +25,10 @@ class Conversation(BaseModel):
     updated_at: str | None = None
     offers_shown: list[dict[str, Any]] = Field(default_factory=list)
     risk: str = "none"  # the highest risk the conversation has shown: none, concern or acute
+
+
+TOKEN_FIELD = "token_sha256"  # in the record: only a hash, so a Redis dump opens no conversation
+TOKEN_BYTES = 24  # 192 bits, well above the contract's 128
 
 
 def _now() -> str:
@@ -47,6 +55,7 @@ async def get(redis: aioredis.Redis, conversation_id: str) -> Conversation | Non
     if not data:
         return None
     offers = json.loads(data.pop("offers_shown", "[]"))
+    data.pop(TOKEN_FIELD, None)
     return Conversation(id=conversation_id, offers_shown=offers, **data)
 
 
@@ -75,3 +84,42 @@ async def raise_risk(redis: aioredis.Redis, conversation_id: str, risk: str, ttl
     """Record that the conversation showed `risk`; returns the conversation's risk after it."""
     script = redis.register_script(_RAISE_RISK)
     return str(await script(keys=[keys.conversation(conversation_id)], args=[risk, ttl_seconds]))
+
+
+# --- the conversation token (web conversations) ---------------------------------------------
+
+# Claims an id for a new web conversation: only when nothing at all is stored under it (not the
+# record, the transcript, Rasa's tracker ...), so an SMS conversation, an old conversation without
+# a token or one that half expired is never handed to whoever asks first. Atomic: of two first
+# messages at once, one gets the conversation and its token.
+_START_WEB = """
+if redis.call('EXISTS', unpack(KEYS)) > 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], 'channel', 'web', 'created_at', ARGV[3])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+return 1
+"""
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def start_web(redis: aioredis.Redis, conversation_id: str, ttl_seconds: int) -> str | None:
+    """Create a web conversation under an unused id. Returns its token, which exists only in this
+    answer (the record keeps its hash, for the conversation's TTL); None when the id is taken."""
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    script = redis.register_script(_START_WEB)
+    created = await script(
+        keys=keys.conversation_keys(conversation_id),
+        args=[TOKEN_FIELD, _token_hash(token), _now(), ttl_seconds],
+    )
+    return token if created else None
+
+
+async def token_matches(redis: aioredis.Redis, conversation_id: str, token: str | None) -> bool:
+    """Whether `token` is the conversation's. False for an unknown id, a conversation without a
+    token (SMS) and a missing token alike, after the same work, so the answer tells nothing more."""
+    stored = await redis.hget(keys.conversation(conversation_id), TOKEN_FIELD)
+    offered = _token_hash(token or "")
+    same = hmac.compare_digest((stored or "-" * len(offered)).encode(), offered.encode())
+    return bool(stored) and bool(token) and same

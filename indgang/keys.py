@@ -10,7 +10,8 @@ PREFIX = "indgang"
 
 
 def conversation(conversation_id: str) -> str:
-    """Hash: channel, language, created/updated times, slots the gateway remembers."""
+    """Hash: channel, language, created/updated times, slots the gateway remembers; for a web
+    conversation also the SHA-256 of its token (never the token itself)."""
     return f"{PREFIX}:conv:{conversation_id}"
 
 

@@ -27,6 +27,7 @@ from indgang.booking import (
 from indgang.devstack import Stack
 from indgang.phone import normalise_phone
 from indgang.redis_store import connect
+from webhook.citizen import TOKEN_HEADER
 
 pytestmark = pytest.mark.anyio
 
@@ -43,16 +44,20 @@ class Citizen:
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
-        self.id = f"book-{uuid.uuid4().hex[:10]}"
+        self.id = f"book-{uuid.uuid4().hex}"
+        self.token: str | None = None  # handed out by the first answer, sent with every later message
         self.last: dict[str, Any] = {}
 
     async def say(self, text: str) -> dict[str, Any]:
         async with httpx.AsyncClient(timeout=60) as client:
             response = await client.post(
-                f"{self.stack.gateway_url}/api/v1/chat", json={"conversation_id": self.id, "text": text}
+                f"{self.stack.gateway_url}/api/v1/chat",
+                json={"conversation_id": self.id, "text": text},
+                headers={TOKEN_HEADER: self.token} if self.token else {},
             )
         assert response.status_code == 200, response.text
         self.last = response.json()
+        self.token = self.last.get("conversation_token") or self.token
         return self.last
 
     @property

@@ -21,11 +21,13 @@ import pytest
 import redis.asyncio as aioredis
 from playwright.async_api import Browser, Page, Request, async_playwright, expect
 
-from indgang import keys
+from indgang import keys, transcript
 from indgang.devstack import Stack
+from indgang.erasure import erase_conversation
 from indgang.outbound import deliver_to_citizen
 from indgang.redis_store import connect
 from indgang.settings import PROJECT_DIR, Settings
+from webhook.citizen import TOKEN_HEADER
 
 pytestmark = pytest.mark.anyio
 
@@ -68,7 +70,11 @@ class Chat:
         await self.input.press("Enter")
 
     async def conversation_id(self) -> str | None:
-        return await self.page.evaluate("localStorage.getItem('indgang.conversation')")
+        return await self.page.evaluate("sessionStorage.getItem('indgang.conversation')")
+
+    async def token(self) -> str | None:
+        """The conversation's token: kept only in the tab, never in localStorage."""
+        return await self.page.evaluate("sessionStorage.getItem('indgang.token')")
 
     def messages(self, sender: str = ""):
         return self.page.locator(f"#messages li.msg{'.msg-' + sender if sender else ''}[data-id]")
@@ -211,6 +217,15 @@ async def test_a_staff_reply_arrives_live_and_the_conversation_survives_a_reload
     await expect(chat.messages("bot").last).to_contain_text("køen")
     conv = await chat.conversation_id()
     assert conv and conv.startswith("web-") and len(conv) == 36
+    # The token travels in a header only (the stream too, read with fetch): never in a URL, so
+    # it is in no access log; and it is kept for this tab alone.
+    token = await chat.token()
+    assert token and len(token) >= 22
+    assert not [r.url for r in chat.requests if token in r.url]
+    streams = [r for r in chat.requests if r.url.split("?")[0].endswith(f"/{conv}/events")]
+    assert streams
+    assert {(await r.all_headers()).get(TOKEN_HEADER.lower()) for r in streams} == {token}
+    assert await chat.page.evaluate("Object.keys(localStorage)") == []
 
     before = len(chat.requests)
     await deliver_to_citizen(redis, base_settings, conv, "Hej, jeg hedder Mette. Hvad kan jeg hjælpe med?")
@@ -261,7 +276,7 @@ async def test_the_citizen_ends_and_deletes_the_conversation(
     await expect(chat.page.locator(".msg-welcome .choice").first).to_be_enabled()
     await expect(chat.input).to_be_focused()
     await expect(erase).to_be_hidden()
-    assert await chat.conversation_id() is None
+    assert await chat.conversation_id() is None and await chat.token() is None
     assert await redis.exists(*keys.conversation_keys(conv)) == 0
 
     await chat.say("hej igen")
@@ -271,16 +286,39 @@ async def test_the_citizen_ends_and_deletes_the_conversation(
     assert chat.errors == []
 
 
+async def test_a_conversation_erased_elsewhere_gives_way_to_a_new_one(
+    browser: Browser, live_gateway: str, redis: aioredis.Redis, base_settings: Settings
+) -> None:
+    """Staff erase it on the citizen's request (or its retention time ends): the tab's token
+    opens nothing any more (403), so the next message starts a new conversation, not an error."""
+    chat = await open_chat(browser, live_gateway)
+    await chat.say("hej")
+    await expect(chat.messages("bot")).to_have_count(1)
+    old = await chat.conversation_id()
+    await erase_conversation(redis, base_settings, old, requested_by="staff")
+
+    await chat.say("er I der stadig?")
+    await expect(chat.page.locator("li.is-pending")).to_have_count(0)
+    await expect(chat.messages("user").last).to_contain_text("er I der stadig?")
+    await expect(chat.page.locator("#composer-status")).to_have_text("")
+    fresh = await chat.conversation_id()
+    assert fresh and fresh != old and await chat.token()
+    found, _ = await transcript.read(redis, fresh)
+    assert [m.text for m in found if m.sender == "user"] == ["er I der stadig?"]
+    assert await redis.exists(*keys.conversation_keys(old)) == 0
+    assert chat.errors == []
+
+
 async def test_writing_too_fast_shows_a_polite_wait_and_keeps_the_text(
     browser: Browser, live_gateway: str, base_settings: Settings, redis: aioredis.Redis
 ) -> None:
     chat = await open_chat(browser, live_gateway)
     await chat.say("hej")
     await expect(chat.messages("bot")).to_have_count(1)
-    conv = await chat.conversation_id()
+    conv, mine = await chat.conversation_id(), {TOKEN_HEADER: await chat.token()}
     async with httpx.AsyncClient(base_url=live_gateway, timeout=30) as http:
         for _ in range(base_settings.chat_rate_limit):
-            await http.post("/api/v1/chat", json={"conversation_id": conv, "text": "igen"})
+            await http.post("/api/v1/chat", json={"conversation_id": conv, "text": "igen"}, headers=mine)
     await chat.say("en besked mere")
     await expect(chat.page.locator("#composer-status")).to_contain_text(re.compile(r"Vent \d+ sekunder"))
     await expect(chat.input).to_have_value("en besked mere")
@@ -465,7 +503,9 @@ async def use_the_widget(page: Page, errors: list[str]) -> None:
     await launcher.click()
     frame_element = page.locator("iframe[title='Chat with us']")
     await expect(frame_element).to_be_visible()
-    assert "embed=1&lang=en" in (await frame_element.get_attribute("src") or "")
+    src = await frame_element.get_attribute("src") or ""
+    assert "embed=1&lang=en" in src
+    assert "token" not in src and "conversation" not in src  # they stay inside the frame
     frame = page.frame_locator("iframe[title='Chat with us']")
     await expect(frame.get_by_label("Write your message")).to_be_focused()
     await frame.get_by_label("Write your message").fill("hello, I need help with my debt")

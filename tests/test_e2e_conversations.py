@@ -7,21 +7,26 @@ import uuid
 import httpx
 
 from indgang.devstack import Stack
+from webhook.citizen import TOKEN_HEADER
 
 
 class Conversation:
     def __init__(self, stack: Stack, language: str | None = None) -> None:
         self.url = f"{stack.gateway_url}/api/v1/chat"
-        self.id = f"conv-{uuid.uuid4().hex[:10]}"
+        self.id = f"conv-{uuid.uuid4().hex}"
         self.language = language
+        self.token: str | None = None  # handed out by the first answer, sent with every later message
 
     def say(self, text: str) -> dict:
         body = {"conversation_id": self.id, "text": text}
         if self.language:
             body["language"] = self.language
-        response = httpx.post(self.url, json=body, timeout=60)
+        headers = {TOKEN_HEADER: self.token} if self.token else {}
+        response = httpx.post(self.url, json=body, headers=headers, timeout=60)
         assert response.status_code == 200, response.text
-        return response.json()
+        turn = response.json()
+        self.token = turn.get("conversation_token") or self.token
+        return turn
 
 
 def offer_types(turn: dict) -> set[str]:

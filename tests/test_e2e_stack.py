@@ -12,6 +12,7 @@ import redis as redis_sync
 from indgang import keys
 from indgang.devstack import Stack
 from indgang.redis_store import redis_url
+from webhook.citizen import TOKEN_HEADER
 
 
 def chat(stack: Stack, conversation_id: str, text: str, **extra: object) -> httpx.Response:
@@ -28,7 +29,7 @@ def store(stack: Stack) -> redis_sync.Redis:
 
 
 def new_id() -> str:
-    return f"e2e-{uuid.uuid4().hex[:10]}"
+    return f"e2e-{uuid.uuid4().hex}"
 
 
 def test_the_stack_is_ready(stack: Stack) -> None:
@@ -56,7 +57,11 @@ def test_a_described_need_round_trips_through_the_action_server_into_redis(
     shown = json.loads(store.hget(keys.conversation(conversation_id), "offers_shown") or "[]")
     assert "alkoholbehandling" in {o["type"] for o in shown}
     assert store.exists(f"indgang:tracker:{conversation_id}")
-    messages = httpx.get(f"{stack.gateway_url}/api/v1/chat/{conversation_id}/messages", timeout=10).json()
+    messages = httpx.get(
+        f"{stack.gateway_url}/api/v1/chat/{conversation_id}/messages",
+        headers={TOKEN_HEADER: body["conversation_token"]},
+        timeout=10,
+    ).json()
     assert [m["from"] for m in messages["messages"]][:2] == ["user", "bot"]
 
 

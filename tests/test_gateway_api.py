@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from indgang.devstack import free_port
 from indgang.settings import Settings
+from webhook.citizen import TOKEN_HEADER
 from webhook.main import create_app
 from webhook.rasa_engine import to_replies
+
+VALID_ID = "a-valid-conversation-id"
 
 
 @pytest.fixture
@@ -23,8 +29,28 @@ def client(base_settings: Settings) -> Iterator[TestClient]:
         yield test_client
 
 
-def _chat(client: TestClient, text: str, conversation_id: str = "t-1", **extra: object):
-    return client.post("/api/v1/chat", json={"conversation_id": conversation_id, "text": text, **extra})
+class Citizen:
+    """One web conversation: a fresh id, and the token its first answer hands out, sent after."""
+
+    def __init__(self, client: TestClient, name: str) -> None:
+        self.client = client
+        self.id = f"{name}-{uuid.uuid4().hex}"
+        self.token: str | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {TOKEN_HEADER: self.token} if self.token else {}
+
+    def chat(self, text: str, **extra: object) -> httpx.Response:
+        response = self.client.post(
+            "/api/v1/chat", json={"conversation_id": self.id, "text": text, **extra}, headers=self.headers
+        )
+        body: dict[str, Any] = response.json() if response.status_code != 422 else {}
+        self.token = body.get("conversation_token") or self.token
+        return response
+
+    def messages(self, **params: str) -> httpx.Response:
+        return self.client.get(f"/api/v1/chat/{self.id}/messages", params=params, headers=self.headers)
 
 
 def test_health_is_up_and_readiness_names_what_is_down(client: TestClient) -> None:
@@ -37,12 +63,14 @@ def test_health_is_up_and_readiness_names_what_is_down(client: TestClient) -> No
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"conversation_id": "bad id!", "text": "hej"}, "conversation_id"),
+        ({"conversation_id": "bad id! and long enough", "text": "hej"}, "conversation_id"),
         ({"conversation_id": "x" * 129, "text": "hej"}, "conversation_id"),
-        ({"conversation_id": "ok", "text": ""}, "text"),
-        ({"conversation_id": "ok", "text": "x" * 2001}, "text"),
-        ({"conversation_id": "ok"}, "text"),
-        ({"conversation_id": "ok", "text": "hej", "language": "fr"}, "language"),
+        ({"conversation_id": "too-short", "text": "hej"}, "conversation_id"),
+        ({"conversation_id": "sms-" + "0" * 64, "text": "hej"}, "conversation_id"),
+        ({"conversation_id": VALID_ID, "text": ""}, "text"),
+        ({"conversation_id": VALID_ID, "text": "x" * 2001}, "text"),
+        ({"conversation_id": VALID_ID}, "text"),
+        ({"conversation_id": VALID_ID, "text": "hej", "language": "fr"}, "language"),
     ],
 )
 def test_a_malformed_request_is_a_422_naming_the_field(client: TestClient, body: dict, field: str) -> None:
@@ -54,7 +82,7 @@ def test_a_malformed_request_is_a_422_naming_the_field(client: TestClient, body:
 def test_a_body_over_16_kib_is_a_413(client: TestClient) -> None:
     response = client.post(
         "/api/v1/chat",
-        content=b'{"conversation_id": "ok", "text": "' + b"x" * 17000 + b'"}',
+        content=b'{"conversation_id": "' + VALID_ID.encode() + b'", "text": "' + b"x" * 17000 + b'"}',
         headers={"content-type": "application/json"},
     )
     assert response.status_code == 413
@@ -62,31 +90,33 @@ def test_a_body_over_16_kib_is_a_413(client: TestClient) -> None:
 
 
 def test_engine_down_gives_a_danish_answer_offers_a_person_and_keeps_the_message(client: TestClient) -> None:
-    response = _chat(client, "jeg har brug for hjælp til min økonomi", "down-1")
+    citizen = Citizen(client, "down")
+    response = citizen.chat("jeg har brug for hjælp til min økonomi")
     assert response.status_code == 503
     body = response.json()
     reply = body["replies"][0]
     assert "tekniske problemer" in reply["text"]
     assert reply["buttons"][0]["payload"] == "/request_human"
     assert body["handoff"] == "none"
-    transcript = client.get("/api/v1/chat/down-1/messages").json()
+    assert body["conversation_token"]  # the conversation exists, so its citizen gets the key
+    transcript = citizen.messages().json()
     assert [m["from"] for m in transcript["messages"]] == ["user", "bot"]
     assert transcript["messages"][0]["text"] == "jeg har brug for hjælp til min økonomi"
 
     # the offered person can still be reached while the engine is down
-    person = _chat(client, "/request_human", "down-1").json()
+    person = citizen.chat("/request_human").json()
     assert person["handoff"] == "requested"
     assert "køen" in person["replies"][0]["text"]
 
 
 def test_english_writers_get_english(client: TestClient) -> None:
-    body = _chat(client, "I need help with my drinking", "down-en").json()
+    body = Citizen(client, "down-en").chat("I need help with my drinking").json()
     assert "technical problems" in body["replies"][0]["text"]
     assert body["language"] == "en"
 
 
 def test_a_crisis_is_answered_even_when_the_engine_is_down(client: TestClient) -> None:
-    response = _chat(client, "jeg vil ikke leve mere", "crisis-1")
+    response = Citizen(client, "crisis").chat("jeg vil ikke leve mere")
     assert response.status_code == 200
     body = response.json()
     assert body["replies"][0]["crisis"] is True
@@ -95,18 +125,22 @@ def test_a_crisis_is_answered_even_when_the_engine_is_down(client: TestClient) -
 
 
 def test_one_conversation_sending_too_fast_gets_429_with_retry_after(client: TestClient) -> None:
-    statuses = [_chat(client, "hej", "fast-1").status_code for _ in range(6)]
+    citizen = Citizen(client, "fast")
+    statuses = [citizen.chat("hej").status_code for _ in range(6)]
     assert statuses[:5] == [503] * 5  # the engine is down, but they are accepted
-    last = _chat(client, "hej", "fast-1")
+    last = citizen.chat("hej")
     assert last.status_code == 429
     assert int(last.headers["Retry-After"]) >= 1
 
 
 def test_transcript_cursor_must_be_well_formed(client: TestClient) -> None:
-    assert client.get("/api/v1/chat/t-1/messages", params={"after": "nonsense"}).status_code == 422
-    assert client.get("/api/v1/chat/bad id/messages").status_code == 422
-    empty = client.get("/api/v1/chat/never-seen/messages").json()
-    assert empty == {"messages": [], "cursor": None}
+    citizen = Citizen(client, "cursor")
+    citizen.chat("hej")
+    assert citizen.messages(after="nonsense").status_code == 422
+    assert len(citizen.messages().json()["messages"]) == 2
+    assert client.get("/api/v1/chat/bad id and long enough/messages").status_code == 422
+    unknown = client.get(f"/api/v1/chat/never-seen-{uuid.uuid4().hex}/messages")
+    assert unknown.status_code == 403  # as for anyone else's conversation: nothing to tell
 
 
 def test_offer_search_needs_a_query(client: TestClient) -> None:
@@ -143,7 +177,8 @@ def test_rasa_messages_map_into_replies() -> None:
 
 
 def test_metrics_count_turns_without_personal_data(client: TestClient) -> None:
-    _chat(client, "jeg vil slå mig selv ihjel", "metrics-1")
+    citizen = Citizen(client, "metrics")
+    citizen.chat("jeg vil slå mig selv ihjel")
     text = client.get("/metrics").text
     assert 'indgang_crisis_total{channel="web"}' in text
-    assert "metrics-1" not in text and "ihjel" not in text
+    assert citizen.id not in text and "ihjel" not in text

@@ -17,6 +17,7 @@ from indgang import handoff, keys, transcript
 from indgang.i18n import t
 from indgang.staff import audit
 from indgang.staff.accounts import Role, add_account, authenticate
+from webhook.citizen import TOKEN_HEADER
 from webhook.staff_session import CSRF_HEADER
 
 pytestmark = pytest.mark.anyio
@@ -57,16 +58,25 @@ async def login(live_gateway: str, redis: aioredis.Redis) -> AsyncIterator[Login
         await client.aclose()
 
 
-async def waiting_conversation(http: httpx.AsyncClient, text: str = "jeg har brug for hjælp") -> str:
+async def citizen_waiting(
+    http: httpx.AsyncClient, text: str = "jeg har brug for hjælp"
+) -> tuple[str, dict[str, str]]:
     """A citizen on the web chat who asks for a person (the engine is down here: the gateway's
-    own path to a person)."""
-    conv = f"staff-{uuid.uuid4().hex[:10]}"
-    await http.post("/api/v1/chat", json={"conversation_id": conv, "text": text})
-    response = await http.post("/api/v1/chat", json={"conversation_id": conv, "text": "/request_human"})
+    own path to a person): the conversation's id, and the header that opens it as its citizen."""
+    conv = f"staff-{uuid.uuid4().hex}"
+    first = await http.post("/api/v1/chat", json={"conversation_id": conv, "text": text})
+    mine = {TOKEN_HEADER: first.json()["conversation_token"]}
+    response = await http.post(
+        "/api/v1/chat", json={"conversation_id": conv, "text": "/request_human"}, headers=mine
+    )
     assert response.headers["content-type"] == "application/json", response.text
     turn = response.json()
     assert turn["handoff"] == "requested", turn
-    return conv
+    return conv, mine
+
+
+async def waiting_conversation(http: httpx.AsyncClient, text: str = "jeg har brug for hjælp") -> str:
+    return (await citizen_waiting(http, text))[0]
 
 
 async def test_pages_and_api_need_a_login(http: httpx.AsyncClient) -> None:
@@ -143,7 +153,7 @@ async def test_two_staff_taking_over_at_once_exactly_one_wins(
 async def test_staff_answer_on_the_citizens_channel_and_notes_stay_internal(
     login: Login, http: httpx.AsyncClient, redis: aioredis.Redis
 ) -> None:
-    conv = await waiting_conversation(http)
+    conv, mine = await citizen_waiting(http)
     client = await login("mette")
     base = f"/api/v1/staff/conversations/{conv}"
     refused = await client.post(f"{base}/messages", json={"text": "Hej"})
@@ -151,7 +161,9 @@ async def test_staff_answer_on_the_citizens_channel_and_notes_stay_internal(
     assert (await client.post(f"{base}/takeover")).status_code == 200
 
     # While staff hold it, the citizen's messages go to staff, not to the bot.
-    turn = (await http.post("/api/v1/chat", json={"conversation_id": conv, "text": "er der nogen?"})).json()
+    turn = (
+        await http.post("/api/v1/chat", json={"conversation_id": conv, "text": "er der nogen?"}, headers=mine)
+    ).json()
     assert turn["replies"] == [] and turn["handoff"] == "active"
 
     sent = await client.post(f"{base}/messages", json={"text": "Hej, jeg hedder Mette."})
@@ -160,7 +172,7 @@ async def test_staff_answer_on_the_citizens_channel_and_notes_stay_internal(
     assert note.status_code == 201
     assert (await client.post(f"{base}/messages", json={"text": ""})).status_code == 422
 
-    citizen = (await http.get(f"/api/v1/chat/{conv}/messages")).json()["messages"]
+    citizen = (await http.get(f"/api/v1/chat/{conv}/messages", headers=mine)).json()["messages"]
     texts = [(m["from"], m["text"]) for m in citizen]
     assert ("staff", "Hej, jeg hedder Mette.") in texts
     assert all("Ringer tilbage" not in text for _, text in texts)
@@ -170,7 +182,7 @@ async def test_staff_answer_on_the_citizens_channel_and_notes_stay_internal(
     released = await client.post(f"{base}/release")
     assert released.status_code == 200 and released.json()["handoff"] == "none"
     assert (await client.post(f"{base}/release")).status_code == 409
-    last = (await http.get(f"/api/v1/chat/{conv}/messages")).json()["messages"][-1]
+    last = (await http.get(f"/api/v1/chat/{conv}/messages", headers=mine)).json()["messages"][-1]
     assert last["text"] == t("staff.released", "da")
     events = [json.loads(f["event"])["type"] for _, f in await redis.xrange(keys.events_stream())]
     assert events.count("handoff.taken") == 1 and events.count("handoff.released") == 1
@@ -218,7 +230,7 @@ async def test_the_inbox_puts_urgent_first_then_oldest(
 ) -> None:
     older = await waiting_conversation(http, "jeg vil gerne tale med nogen")
     newer = await waiting_conversation(http, "hjælp med bolig")
-    urgent = f"staff-{uuid.uuid4().hex[:10]}"
+    urgent = f"staff-{uuid.uuid4().hex}"
     crisis = await http.post(
         "/api/v1/chat", json={"conversation_id": urgent, "text": "jeg vil ikke leve mere"}
     )

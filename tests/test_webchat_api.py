@@ -21,6 +21,7 @@ from indgang.catalogue.models import Access
 from indgang.i18n import LOCALES_DIR, catalog
 from indgang.outbound import deliver_to_citizen
 from indgang.settings import Settings
+from webhook.citizen import TOKEN_HEADER
 from webhook.routers.pages import page_texts
 from webhook.templating import STATIC_DIR, TEMPLATES_DIR
 
@@ -44,6 +45,14 @@ def _config(html: str) -> dict:
 
 def _new_id() -> str:
     return f"web-{uuid.uuid4().hex}"
+
+
+async def _own(redis: aioredis.Redis) -> tuple[str, dict[str, str]]:
+    """A new web conversation and the header that opens it (as its first message would give)."""
+    conv = _new_id()
+    token = await conversation.start_web(redis, conv, TTL)
+    assert token
+    return conv, {TOKEN_HEADER: token}
 
 
 # --- the page -------------------------------------------------------------------------------
@@ -176,8 +185,9 @@ async def test_the_citizen_can_end_and_delete_the_conversation(
     sent = await http.post("/api/v1/chat", json={"conversation_id": conv, "text": "jeg har brug for hjælp"})
     assert sent.status_code == 503  # the engine is down, but the message and the reply are kept
     assert await redis.exists(keys.transcript(conv), keys.conversation(conv)) == 2
+    mine = {TOKEN_HEADER: sent.json()["conversation_token"]}
 
-    erased = await http.delete(f"/api/v1/chat/{conv}")
+    erased = await http.delete(f"/api/v1/chat/{conv}", headers=mine)
     assert erased.status_code == 200
     body = erased.json()
     assert body["conversation_id"] == conv and body["erased"] is True and body["deleted_keys"] >= 2
@@ -186,10 +196,9 @@ async def test_the_citizen_can_end_and_delete_the_conversation(
     assert {"type": "conversation.erased", "conversation_id": conv} in [
         {"type": e["type"], "conversation_id": e["data"]["conversation_id"]} for e in events
     ]
-    assert (await http.get(f"/api/v1/chat/{conv}/messages")).json()["messages"] == []
-
-    again = await http.delete(f"/api/v1/chat/{conv}")
-    assert again.status_code == 200 and again.json()["deleted_keys"] == 0
+    # The token went with the conversation: it opens nothing now, not even a second erasure.
+    assert (await http.get(f"/api/v1/chat/{conv}/messages", headers=mine)).status_code == 403
+    assert (await http.delete(f"/api/v1/chat/{conv}", headers=mine)).status_code == 403
 
 
 async def test_an_sms_conversation_is_not_erased_from_the_web(
@@ -198,8 +207,7 @@ async def test_an_sms_conversation_is_not_erased_from_the_web(
     conv = "sms-" + uuid.uuid4().hex
     await conversation.touch(redis, conv, "sms", "da", TTL)
     response = await http.delete(f"/api/v1/chat/{conv}")
-    assert response.status_code == 409
-    assert response.json()["error"] == "wrong_channel"
+    assert response.status_code == 422  # an SMS id is never reachable through the web API
     assert await redis.exists(keys.conversation(conv)) == 1
     assert (await http.delete("/api/v1/chat/bad id!")).status_code in (404, 422)
 
@@ -227,10 +235,12 @@ async def _events(response: httpx.Response, wanted: int) -> list[dict]:
 async def test_new_messages_stream_live_as_server_sent_events(
     http: httpx.AsyncClient, redis: aioredis.Redis, base_settings: Settings
 ) -> None:
-    conv = _new_id()
+    conv, mine = await _own(redis)
     first = await transcript.append(redis, conv, "user", "hej", TTL, channel="web")
     with anyio.fail_after(15):
-        async with http.stream("GET", f"/api/v1/chat/{conv}/events", params={"after": first.id}) as response:
+        async with http.stream(
+            "GET", f"/api/v1/chat/{conv}/events", params={"after": first.id}, headers=mine
+        ) as response:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
             # Written while the page listens: a staff note (never shown), then a staff reply.
@@ -247,20 +257,21 @@ async def test_new_messages_stream_live_as_server_sent_events(
 async def test_a_reconnecting_page_resumes_after_its_last_event_id(
     http: httpx.AsyncClient, redis: aioredis.Redis
 ) -> None:
-    conv = _new_id()
+    conv, mine = await _own(redis)
     written = [await transcript.append(redis, conv, "bot", f"besked {n}", TTL) for n in range(3)]
     with anyio.fail_after(15):
         async with http.stream(
-            "GET", f"/api/v1/chat/{conv}/events", headers={"Last-Event-ID": written[0].id}
+            "GET", f"/api/v1/chat/{conv}/events", headers={"Last-Event-ID": written[0].id, **mine}
         ) as response:
             events = await _events(response, 2)
-        async with http.stream("GET", f"/api/v1/chat/{conv}/events") as response:
+        async with http.stream("GET", f"/api/v1/chat/{conv}/events", headers=mine) as response:
             everything = await _events(response, 3)
     assert [e["data"]["text"] for e in events] == ["besked 1", "besked 2"]
     assert [e["id"] for e in everything] == [m.id for m in written]
 
 
 async def test_a_stream_with_a_bad_cursor_is_a_422(http: httpx.AsyncClient, redis: aioredis.Redis) -> None:
-    response = await http.get(f"/api/v1/chat/{_new_id()}/events", params={"after": "not-a-cursor"})
+    conv, mine = await _own(redis)
+    response = await http.get(f"/api/v1/chat/{conv}/events", params={"after": "not-a-cursor"}, headers=mine)
     assert response.status_code == 422
     assert response.json()["error"] == "invalid_cursor"

@@ -18,6 +18,7 @@ from indgang.redis_store import connect
 from indgang.settings import Settings, get_settings
 from indgang.sms.sender import SmsSender
 from indgang.webhooks import WebhookDispatcher
+from webhook.citizen import NoAccess, no_access
 from webhook.limits import BodySizeLimit
 from webhook.rasa_engine import RasaEngine
 from webhook.routers import bookings, chat, chat_stream, health, offers, pages, staff, staff_api, twilio
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(middleware, **options)
     app.add_exception_handler(LoginRequired, login_required)
     app.add_exception_handler(Forbidden, forbidden)
+    app.add_exception_handler(NoAccess, no_access)
     app.include_router(health.router)
     app.include_router(chat.router)
     app.include_router(offers.router)

@@ -5,19 +5,37 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from indgang.dialogue import Reply
+from indgang.sms.recipients import CONVERSATION_PREFIX as SMS_PREFIX
 
+# Any conversation's id, as staff and Twilio's callbacks name it (SMS ids included).
 CONVERSATION_ID_PATTERN = r"^[A-Za-z0-9_:.\-]{1,128}$"
-ConversationId = Annotated[str, StringConstraints(pattern=CONVERSATION_ID_PATTERN)]
 ConversationPath = Annotated[str, Path(pattern=CONVERSATION_ID_PATTERN)]
+
+# A conversation the citizen web API may name: a client-made random id, long enough not to be
+# guessed, with no ':' or '.' (which would reach into other key name spaces), never an SMS id.
+WEB_CONVERSATION_ID_PATTERN = r"^[A-Za-z0-9_\-]{16,128}$"
+
+
+def _not_sms(conversation_id: str) -> str:
+    # An SMS conversation is its phone's alone: the web API can neither read nor write to it.
+    if conversation_id.lower().startswith(SMS_PREFIX):
+        raise ValueError(f"'{SMS_PREFIX}' ids belong to SMS conversations, not the web chat")
+    return conversation_id
+
+
+WebConversationId = Annotated[
+    str, StringConstraints(pattern=WEB_CONVERSATION_ID_PATTERN), AfterValidator(_not_sms)
+]
+WebConversationPath = Annotated[str, Path(pattern=WEB_CONVERSATION_ID_PATTERN), AfterValidator(_not_sms)]
 
 
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    conversation_id: ConversationId
+    conversation_id: WebConversationId
     text: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
     language: Literal["da", "en"] | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -29,6 +47,8 @@ class ChatResponse(BaseModel):
     handoff: Literal["none", "requested", "active", "closed"]
     booking: dict[str, Any] | None = None
     language: Literal["da", "en"] = "da"
+    # Only in the answer to the message that created the conversation; see webhook/citizen.py.
+    conversation_token: str | None = None
 
 
 class TranscriptMessage(BaseModel):

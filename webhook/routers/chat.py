@@ -9,11 +9,11 @@ from fastapi.responses import JSONResponse
 
 from indgang import ratelimit, transcript
 from indgang.i18n import t
+from webhook.citizen import ChatConversationDep, CitizenConversationDep
 from webhook.deps import InboundDep, RedisDep, SettingsDep
 from webhook.schemas import (
     ChatRequest,
     ChatResponse,
-    ConversationPath,
     ErrorBody,
     TranscriptMessage,
     TranscriptPage,
@@ -25,20 +25,26 @@ router = APIRouter(prefix="/api/v1/chat", tags=["chat"])
 @router.post(
     "",
     response_model=ChatResponse,
-    responses={429: {"model": ErrorBody}, 503: {"model": ChatResponse}},
+    responses={403: {"model": ErrorBody}, 429: {"model": ErrorBody}, 503: {"model": ChatResponse}},
 )
 async def chat(
-    body: ChatRequest, inbound: InboundDep, redis: RedisDep, settings: SettingsDep
+    body: ChatRequest,
+    access: ChatConversationDep,
+    inbound: InboundDep,
+    redis: RedisDep,
+    settings: SettingsDep,
 ) -> JSONResponse:
+    """One message. The answer to the first message of a new `conversation_id` carries
+    `conversation_token`; every later request about the conversation sends it in
+    `X-Conversation-Token` (403 without it)."""
     retry_after = await ratelimit.hit(
         redis, body.conversation_id, settings.chat_rate_limit, settings.chat_rate_window_seconds
     )
     if retry_after is not None:
-        return JSONResponse(
-            {"error": "rate_limited", "detail": t("chat.rate_limited", body.language)},
-            status_code=429,
-            headers={"Retry-After": str(retry_after)},
-        )
+        refused = {"error": "rate_limited", "detail": t("chat.rate_limited", body.language)}
+        if access.new_token:  # the conversation exists now: its citizen must not lose the key
+            refused["conversation_token"] = access.new_token
+        return JSONResponse(refused, status_code=429, headers={"Retry-After": str(retry_after)})
     turn = await inbound.handle(body.conversation_id, body.text, "web", body.language, body.metadata)
     response = ChatResponse(
         conversation_id=turn.conversation_id,
@@ -46,13 +52,22 @@ async def chat(
         handoff=turn.handoff,
         booking=turn.booking,
         language=turn.language,
+        conversation_token=access.new_token,
     )
-    return JSONResponse(response.model_dump(mode="json"), status_code=503 if turn.engine_down else 200)
+    payload = response.model_dump(mode="json")
+    if payload["conversation_token"] is None:
+        del payload["conversation_token"]  # handed out once; later answers simply lack it
+    return JSONResponse(payload, status_code=503 if turn.engine_down else 200)
 
 
-@router.get("/{conversation_id}/messages", response_model=TranscriptPage, response_model_by_alias=True)
+@router.get(
+    "/{conversation_id}/messages",
+    response_model=TranscriptPage,
+    response_model_by_alias=True,
+    responses={403: {"model": ErrorBody}},
+)
 async def messages(
-    conversation_id: ConversationPath,
+    conversation_id: CitizenConversationDep,
     redis: RedisDep,
     after: Annotated[str | None, Query(max_length=40)] = None,
 ) -> JSONResponse:

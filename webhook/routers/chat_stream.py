@@ -7,16 +7,17 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 import redis.asyncio as aioredis
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from indgang import conversation, keys, transcript
 from indgang.erasure import erase_conversation
+from webhook.citizen import TOKEN_HEADER, CitizenConversationDep
 from webhook.deps import RedisDep, SettingsDep
 from webhook.routers.chat import citizen_view
-from webhook.schemas import ConversationPath, ErrorBody
+from webhook.schemas import ErrorBody
 
 router = APIRouter(prefix="/api/v1/chat", tags=["chat"])
 
@@ -28,9 +29,10 @@ RETRY_MS = 3000  # how soon the browser reconnects after the stream drops
 
 
 async def follow(
-    redis: aioredis.Redis, conversation_id: str, after: str | None
+    redis: aioredis.Redis, conversation_id: str, after: str | None, token: str | None
 ) -> AsyncIterator[ServerSentEvent]:
-    """Every citizen-visible message after the cursor, as it is written, forever."""
+    """Every citizen-visible message after the cursor, as it is written, for as long as `token`
+    opens the conversation."""
     cursor = after
     yield ServerSentEvent(comment="stream open", retry=RETRY_MS)
     while True:
@@ -40,28 +42,39 @@ async def follow(
             yield ServerSentEvent(data=message.model_dump_json(by_alias=True), id=message.id)
         if not found:
             await redis.xread({keys.transcript(conversation_id): cursor or "0-0"}, count=1, block=WAIT_MS)
+            # A stream must not outlive its key: once the conversation is erased (or expired), and
+            # its id perhaps taken by someone else, the stream ends; reopening it is then a 403.
+            if not await conversation.token_matches(redis, conversation_id, token):
+                return
 
 
 @router.get(
     "/{conversation_id}/events",
     response_class=EventSourceResponse,
-    responses={200: {"content": {"text/event-stream": {}}}, 422: {"model": ErrorBody}},
+    responses={
+        200: {"content": {"text/event-stream": {}}},
+        403: {"model": ErrorBody},
+        422: {"model": ErrorBody},
+    },
 )
 async def events(
-    conversation_id: ConversationPath,
+    request: Request,
+    conversation_id: CitizenConversationDep,
     redis: RedisDep,
     after: Annotated[str | None, Query(max_length=40)] = None,
     last_event_id: Annotated[str | None, Header(max_length=40)] = None,
 ) -> Response:
     """New transcript messages (the same objects as `GET .../messages`), one event each, with the
     transcript cursor as the event id. Starts after `Last-Event-ID` (a reconnect), else after
-    `after`, else at the beginning."""
+    `after`, else at the beginning. Needs `X-Conversation-Token`, which a browser's EventSource
+    cannot send: the chat page reads the stream with fetch() instead."""
     cursor = last_event_id or after
     if cursor is not None and not transcript.is_valid_cursor(cursor):
         return JSONResponse(
             {"error": "invalid_cursor", "detail": "after must be a cursor from this conversation"}, 422
         )
-    return EventSourceResponse(follow(redis, conversation_id, cursor), ping=PING_SECONDS)
+    token = request.headers.get(TOKEN_HEADER)  # checked already; the stream checks it again as it runs
+    return EventSourceResponse(follow(redis, conversation_id, cursor, token), ping=PING_SECONDS)
 
 
 class ErasedResponse(BaseModel):
@@ -73,15 +86,18 @@ class ErasedResponse(BaseModel):
 @router.delete(
     "/{conversation_id}",
     response_model=ErasedResponse,
-    responses={409: {"model": ErrorBody}},
+    responses={403: {"model": ErrorBody}, 409: {"model": ErrorBody}},
 )
-async def erase(conversation_id: ConversationPath, redis: RedisDep, settings: SettingsDep) -> JSONResponse:
+async def erase(
+    conversation_id: CitizenConversationDep, redis: RedisDep, settings: SettingsDep
+) -> JSONResponse:
     """The web chat's "Afslut og slet samtalen": the transcript, the record, the handoff, Rasa's
-    tracker and a booking made in it go. Deleting an unknown (or already deleted) conversation
-    is not an error: the outcome the citizen asked for holds."""
+    tracker and a booking made in it go, and with the record its token, so the token opens
+    nothing afterwards."""
     record = await conversation.get(redis, conversation_id)
     if record is not None and record.channel == "sms":
-        # An SMS conversation is erased from the phone (SLET), which proves it is the citizen's.
+        # An SMS conversation is erased from the phone (SLET), which proves it is the citizen's;
+        # its id never passes the web id check, so this only guards against a future mix-up.
         return JSONResponse(
             {"error": "wrong_channel", "detail": "an SMS conversation is erased by texting SLET"}, 409
         )

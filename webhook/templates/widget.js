@@ -4,7 +4,11 @@
    <script src="https://GATEWAY/widget.js" data-language="da" data-position="right" async></script>
 
    Styles are set on elements inside a shadow root, so the host page's CSS cannot reach them and
-   a strict Content-Security-Policy (no inline <style>) does not block them. */
+   a strict Content-Security-Policy (no inline <style>) does not block them.
+
+   The conversation's id and token stay inside the frame, on the gateway's origin (the chat page
+   keeps them in its sessionStorage and sends the token as a header): the frame's address
+   carries neither, and the host page can read neither. */
 (function () {
   "use strict";
 

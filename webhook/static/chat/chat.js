@@ -4,41 +4,60 @@
    The transcript is the one source of truth: after sending, the page reads the new messages from
    it (GET .../messages?after=cursor) and follows it live (Server-Sent Events, or polling where
    those fail). Messages are placed by their transcript id, so a reply that arrives by both
-   paths is shown once and in order. */
+   paths is shown once and in order.
+
+   A conversation is its citizen's alone: the answer to its first message carries a token, and
+   every later request sends it in X-Conversation-Token. The id and the token live only in this
+   tab (sessionStorage) and never in a URL, so they end up in no log, history or Referer. */
 (function () {
   "use strict";
 
   const config = JSON.parse(document.getElementById("indgang-config").textContent);
   const texts = config.texts;
-  const STORAGE = { conversation: "indgang.conversation", language: "indgang.language" };
-  const CONVERSATION_ID = /^[A-Za-z0-9_:.-]{1,128}$/;
+  const STORAGE = {
+    conversation: "indgang.conversation",
+    token: "indgang.token",
+    language: "indgang.language",
+  };
+  const CONVERSATION_ID = /^[A-Za-z0-9_-]{16,128}$/; // as the gateway checks it
+  const TOKEN = /^[A-Za-z0-9_-]{22,256}$/;
+  const TOKEN_HEADER = "X-Conversation-Token";
   const POLL_MS = 4000;
+  const RETRY_MS = 3000; // how soon a dropped live stream is opened again
   const ANNOUNCE_KEEP_MS = 10000;
   const API = "/api/v1";
 
-  const store = {
-    get(key) {
-      try {
-        return window.localStorage.getItem(key);
-      } catch (error) {
-        return null; // storage blocked (private mode, third-party frame): the page still works
-      }
-    },
-    set(key, value) {
-      try {
-        window.localStorage.setItem(key, value);
-      } catch (error) {
-        /* as above */
-      }
-    },
-    remove(key) {
-      try {
-        window.localStorage.removeItem(key);
-      } catch (error) {
-        /* as above */
-      }
-    },
-  };
+  function keeper(name) {
+    // Storage may be blocked (private mode, a third-party frame): the page still works.
+    return {
+      get(key) {
+        try {
+          return window[name].getItem(key);
+        } catch (error) {
+          return null;
+        }
+      },
+      set(key, value) {
+        try {
+          window[name].setItem(key, value);
+        } catch (error) {
+          /* as above */
+        }
+      },
+      remove(key) {
+        try {
+          window[name].removeItem(key);
+        } catch (error) {
+          /* as above */
+        }
+      },
+    };
+  }
+  // The language is remembered across visits; the conversation and its token only in this tab,
+  // so a shared computer keeps no key to it once the tab is closed.
+  const store = keeper("localStorage");
+  const tab = keeper("sessionStorage");
+  store.remove(STORAGE.conversation); // an id kept by an older version of this page, without a token
 
   // A language chosen earlier wins over the default, unless the address names one.
   const params = new URLSearchParams(window.location.search);
@@ -70,13 +89,19 @@
     minute: "2-digit",
   });
 
-  const stored = store.get(STORAGE.conversation);
+  const storedId = tab.get(STORAGE.conversation);
+  const storedToken = tab.get(STORAGE.token);
+  const resumable = Boolean(
+    storedId && CONVERSATION_ID.test(storedId) && storedToken && TOKEN.test(storedToken)
+  );
   const state = {
-    id: stored && CONVERSATION_ID.test(stored) ? stored : null,
+    id: resumable ? storedId : null,
+    token: resumable ? storedToken : null,
+    opening: null, // the first message of a new conversation on its way: its answer brings the token
     cursor: null,
     seen: new Set(),
     sending: 0, // messages on their way; the citizen may write on meanwhile
-    stream: null,
+    stream: null, // the AbortController of the live stream
     poll: null,
     titles: new Map(), // button payload -> title, to show a pressed button as the citizen saw it
     crisisLines: null,
@@ -364,9 +389,17 @@
 
   // --- talking to the gateway ---------------------------------------------------------------
 
+  function withToken(headers) {
+    return state.token ? Object.assign({ [TOKEN_HEADER]: state.token }, headers) : headers;
+  }
+
   async function fetchJson(url, options) {
     const response = await fetch(url, Object.assign({ headers: { Accept: "application/json" } }, options));
-    if (!response.ok) throw new Error("HTTP " + response.status);
+    if (!response.ok) {
+      const error = new Error("HTTP " + response.status);
+      error.status = response.status;
+      throw error;
+    }
     return response.json();
   }
 
@@ -374,58 +407,183 @@
     return API + "/chat/" + encodeURIComponent(state.id) + (suffix || "");
   }
 
-  function ensureConversation() {
-    if (state.id) return;
+  function newConversation() {
     const bytes = new Uint8Array(16);
     window.crypto.getRandomValues(bytes);
     state.id = "web-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-    store.set(STORAGE.conversation, state.id);
+    state.token = null;
+    state.cursor = null;
+  }
+
+  function keepToken(id, token) {
+    if (id !== state.id || !TOKEN.test(token)) return;
+    state.token = token;
+    tab.set(STORAGE.conversation, id);
+    tab.set(STORAGE.token, token);
+  }
+
+  /* The gateway no longer opens the conversation to this tab (erased, or its retention time
+     ended): let go of it; the next message starts a new one. */
+  function forget() {
+    stopFollowing();
+    tab.remove(STORAGE.conversation);
+    tab.remove(STORAGE.token);
+    Object.assign(state, { id: null, token: null, cursor: null });
   }
 
   async function catchUp(live) {
     const after = state.cursor ? "?after=" + encodeURIComponent(state.cursor) : "";
-    const page = await fetchJson(conversationUrl("/messages" + after));
+    let page;
+    try {
+      // The token goes only to the conversation's own addresses.
+      page = await fetchJson(conversationUrl("/messages" + after), {
+        headers: withToken({ Accept: "application/json" }),
+      });
+    } catch (error) {
+      if (error.status === 403) forget();
+      throw error;
+    }
     page.messages.forEach((message) => accept(message, live));
     advanceCursor(page.cursor);
     return page.messages.length;
   }
 
+  /* The live stream. A browser's EventSource cannot send the token header, and a token in the
+     URL would land in logs, so the stream is read with fetch() and parsed here. */
   function followLive() {
-    if (!state.id || state.stream || state.poll) return;
-    if (!("EventSource" in window)) {
+    if (!state.token || state.stream || state.poll) return;
+    if (!window.AbortController || !window.TextDecoder || !window.ReadableStream) {
       startPolling();
       return;
     }
-    const after = state.cursor ? "?after=" + encodeURIComponent(state.cursor) : "";
-    const stream = new EventSource(conversationUrl("/events" + after));
-    stream.onmessage = (event) => accept(JSON.parse(event.data), true);
-    stream.onerror = () => {
-      // CONNECTING: the browser reconnects by itself. CLOSED: the stream is refused (e.g. by a
-      // proxy), so poll instead.
-      if (stream.readyState === EventSource.CLOSED) {
-        stream.close();
-        state.stream = null;
-        startPolling();
+    const controller = new AbortController();
+    state.stream = controller;
+    (async () => {
+      while (state.stream === controller) {
+        let response = null;
+        const after = state.cursor ? "?after=" + encodeURIComponent(state.cursor) : "";
+        try {
+          response = await fetch(conversationUrl("/events" + after), {
+            headers: withToken({ Accept: "text/event-stream" }),
+            cache: "no-store",
+            signal: controller.signal,
+          });
+        } catch (error) {
+          response = null; // the network: try again shortly
+        }
+        if (state.stream !== controller) return;
+        if (response && response.status === 403) {
+          forget();
+          return;
+        }
+        const type = response ? response.headers.get("Content-Type") || "" : "";
+        if (response && !(response.ok && response.body && type.startsWith("text/event-stream"))) {
+          // Refused (e.g. by a proxy): poll instead.
+          state.stream = null;
+          startPolling();
+          return;
+        }
+        if (response) {
+          try {
+            await readEvents(response.body, controller);
+          } catch (error) {
+            /* dropped: open it again below, after the last message seen */
+          }
+        }
+        if (state.stream !== controller) return;
+        await new Promise((resolve) => window.setTimeout(resolve, RETRY_MS));
       }
-    };
-    state.stream = stream;
+    })();
+  }
+
+  async function readEvents(body, controller) {
+    const reader = body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    let data = [];
+    while (state.stream === controller) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      let text = buffer + decoder.decode(value, { stream: true });
+      // A "\r" at the end may be the first half of "\r\n": keep it for the next chunk.
+      const held = text.endsWith("\r") ? "\r" : "";
+      if (held) text = text.slice(0, -1);
+      const lines = text.split(/\r\n|\r|\n/);
+      buffer = lines.pop() + held;
+      for (const line of lines) {
+        if (line === "") {
+          // A blank line ends an event. Its id is the message's own id (the cursor), so only
+          // the data is needed; comments (":") and "retry:" need nothing.
+          if (data.length) accept(JSON.parse(data.join("\n")), true);
+          data = [];
+        } else if (line.startsWith("data:")) {
+          data.push(line.slice(5).replace(/^ /, ""));
+        }
+      }
+    }
+    reader.cancel().catch(() => {});
   }
 
   function startPolling() {
-    state.poll = window.setInterval(() => catchUp(true).catch(() => {}), POLL_MS);
+    state.poll = window.setInterval(() => {
+      if (state.token) catchUp(true).catch(() => {});
+    }, POLL_MS);
   }
 
   function stopFollowing() {
-    if (state.stream) state.stream.close();
-    if (state.poll) window.clearInterval(state.poll);
+    const stream = state.stream;
     state.stream = null;
+    if (stream) stream.abort();
+    if (state.poll) window.clearInterval(state.poll);
     state.poll = null;
+  }
+
+  /* POST one message. The first message of a new conversation goes alone: its answer brings the
+     token every later message needs, so messages written meanwhile wait for it. A 403 means the
+     id is not (or no longer) this tab's: the message then starts a new conversation, once. */
+  async function postMessage(text) {
+    for (let attempt = 0; ; attempt += 1) {
+      while (state.opening) await state.opening;
+      let opened = null;
+      if (!state.token) {
+        newConversation();
+        state.opening = new Promise((resolve) => (opened = resolve));
+      }
+      const id = state.id;
+      const body = { conversation_id: id, text: text };
+      if (config.chosen_language) body.language = config.chosen_language;
+      let response = null;
+      try {
+        response = await fetch(API + "/chat", {
+          method: "POST",
+          headers: withToken({ "Content-Type": "application/json", Accept: "application/json" }),
+          body: JSON.stringify(body),
+        });
+        // The token comes with the first answer: 200, 503 (engine down) and even 429.
+        const answer = await response
+          .clone()
+          .json()
+          .catch(() => null);
+        if (answer && typeof answer.conversation_token === "string") keepToken(id, answer.conversation_token);
+      } catch (error) {
+        response = null;
+      } finally {
+        if (opened) {
+          state.opening = null;
+          opened();
+        }
+      }
+      if (response && response.status === 403 && attempt === 0) {
+        if (state.id === id) forget();
+        continue;
+      }
+      return response;
+    }
   }
 
   /* Send one message; `shown` is what the citizen sees as their message (a button's title).
      Resolves true when the gateway has the message. */
   async function send(text, shown) {
-    ensureConversation();
     setSending(1);
     setStatus("");
     const pending = el("li", { class: "msg msg-user is-pending", "data-text": text }, [
@@ -437,19 +595,8 @@
     disableAnsweredChoices();
     reveal(pending, "end");
 
-    const body = { conversation_id: state.id, text: text };
-    if (config.chosen_language) body.language = config.chosen_language;
-    let response = null;
     try {
-      response = await fetch(API + "/chat", {
-        method: "POST",
-        headers: { "Content-Type": "application/json", Accept: "application/json" },
-        body: JSON.stringify(body),
-      });
-    } catch (error) {
-      response = null;
-    }
-    try {
+      const response = await postMessage(text);
       if (response === null) return fail(pending, T("errors.network"));
       if (response.status === 429) {
         const seconds = parseInt(response.headers.get("Retry-After"), 10) || 10;
@@ -458,7 +605,7 @@
       // 200, and 503 (the engine is down: the message is kept and the reply says so in Danish):
       // the transcript holds the message and the replies.
       const stored = response.ok || response.status === 503;
-      await catchUp(true).catch(() => {});
+      if (state.token) await catchUp(true).catch(() => {});
       if (!stored && pending.isConnected) return fail(pending, T("errors.server"));
       if (!stored) setStatus(T("errors.server"), true);
       followLive();
@@ -479,7 +626,9 @@
     let erased = false;
     ui.eraseConfirm.disabled = true;
     try {
-      erased = (await fetch(conversationUrl(), { method: "DELETE" })).ok;
+      const response = await fetch(conversationUrl(), { method: "DELETE", headers: withToken({}) });
+      // 403: the gateway holds nothing this tab can reach any more (already erased, or expired).
+      erased = response.ok || response.status === 403;
     } catch (error) {
       erased = false;
     }
@@ -489,9 +638,8 @@
       setStatus(T("errors.erase"), true);
       return;
     }
-    stopFollowing();
-    store.remove(STORAGE.conversation);
-    Object.assign(state, { id: null, cursor: null, seen: new Set() });
+    forget();
+    state.seen = new Set();
     ui.messages.querySelectorAll("li:not(.msg-welcome)").forEach((li) => li.remove());
     disableAnsweredChoices();
     ui.erase.hidden = true;
@@ -541,7 +689,7 @@
 
   document.addEventListener("visibilitychange", () => {
     // Phones drop connections in the background: fetch what came meanwhile on return.
-    if (document.visibilityState === "visible" && state.id) catchUp(true).catch(() => {});
+    if (document.visibilityState === "visible" && state.token) catchUp(true).catch(() => {});
   });
 
   if (config.embed) {
@@ -563,7 +711,7 @@
 
   texts["welcome.buttons"].forEach((button) => state.titles.set(button.payload, button.title));
   crisisLines().catch(() => {});
-  if (state.id) {
+  if (state.token) {
     (async () => {
       try {
         while ((await catchUp(false)) > 0) {

@@ -1,0 +1,85 @@
+"""A web conversation belongs to its citizen alone (api.md, "The conversation token").
+
+The first message of a new conversation id creates the conversation and its answer carries the
+conversation's token; every later request about it (messages, the event stream, erasure, the
+next messages) sends the token in `X-Conversation-Token`. Without it, or with a wrong one, the
+answer is 403, the same whether or not the conversation exists. Every citizen route under
+/api/v1/chat that names a conversation depends on `citizen_conversation` (the id in the path)
+or `chat_conversation` (the id in the message), which make the one check below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from fastapi.responses import JSONResponse, Response
+
+from indgang import conversation
+from indgang.i18n import DEFAULT_LANGUAGE, t
+from webhook.deps import RedisDep, SettingsDep
+from webhook.schemas import ChatRequest, WebConversationPath
+
+TOKEN_HEADER = "X-Conversation-Token"
+TokenHeader = Annotated[
+    str | None,
+    Header(alias=TOKEN_HEADER, description="the token the conversation's first answer carried"),
+]
+
+
+class NoAccess(Exception):
+    """A missing or wrong token (or an unknown conversation: the two look the same)."""
+
+    def __init__(self, language: str | None = None) -> None:
+        super().__init__("no access to this conversation")
+        self.language = language or DEFAULT_LANGUAGE
+
+
+async def no_access(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, NoAccess)
+    # Nothing in the body depends on the conversation, so it cannot tell whether it exists.
+    return JSONResponse(
+        {"error": "forbidden", "detail": t("chat.forbidden", exc.language)},
+        status_code=403,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@dataclass(frozen=True)
+class ChatConversation:
+    id: str
+    new_token: str | None = None  # only when this message created the conversation
+
+
+async def _check(
+    redis: RedisDep, conversation_id: str, token: str | None, language: str | None = None
+) -> None:
+    if not await conversation.token_matches(redis, conversation_id, token):
+        raise NoAccess(language)
+
+
+async def citizen_conversation(
+    conversation_id: WebConversationPath, redis: RedisDep, token: TokenHeader = None
+) -> str:
+    """The conversation named in the path, when the request holds its token."""
+    await _check(redis, conversation_id, token)
+    return conversation_id
+
+
+async def chat_conversation(
+    body: ChatRequest, redis: RedisDep, settings: SettingsDep, token: TokenHeader = None
+) -> ChatConversation:
+    """The conversation a message goes to: created (with a new token) when its id is unused,
+    else only with its token. Runs before anything is stored or counted against the rate limit."""
+    if token:
+        await _check(redis, body.conversation_id, token, body.language)
+        return ChatConversation(body.conversation_id)
+    created = await conversation.start_web(redis, body.conversation_id, settings.conversation_ttl_seconds)
+    if created is None:
+        raise NoAccess(body.language)
+    return ChatConversation(body.conversation_id, new_token=created)
+
+
+CitizenConversationDep = Annotated[str, Depends(citizen_conversation)]
+ChatConversationDep = Annotated[ChatConversation, Depends(chat_conversation)]
