@@ -29,6 +29,9 @@ from indgang.safety.normalise import clean
 log = logging.getLogger(__name__)
 
 ACUTE_SHARE = 0.5  # P(acute | danger) from which the model's alarm is acute rather than a concern
+# Fewer words than this are too little for the model alone ("mig selv" answers a question); the
+# rules still read them, and the model reads them with the turns before.
+MODEL_MIN_WORDS = 3
 # Concepts that name who is at risk when no rule said it.
 _CATEGORY_OF_CONCEPT = (("child_harm", "child_at_risk"), ("harm_other", "violence"))
 
@@ -58,7 +61,8 @@ def assess(text: str, context: Sequence[str] = ()) -> SafetyAssessment:
     rules = _layer("rules", lambda: default_detector().assess(text), failed)
     found = _layer("concepts", lambda: concepts_in(text), failed) or frozenset()
     combos = _layer("concepts", lambda: combinations_in(found), failed) or ()
-    model_risk = _layer("model", lambda: _model_risk(text), failed) or "none"
+    enough = len(text.split()) >= MODEL_MIN_WORDS
+    model_risk = (_layer("model", lambda: _model_risk(text), failed) or "none") if enough else "none"
     recent = [clean(turn) for turn in context][-(WINDOW_TURNS - 1) :] if context else []
     window_risk = (
         _layer("window", lambda: _model_risk("\n".join([*recent, text])), failed) or "none"
