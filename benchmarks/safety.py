@@ -116,7 +116,7 @@ def main() -> None:
     started = time.perf_counter()
     from indgang.safety import assess  # imported here so loading the layers can be timed
 
-    assess("hej")
+    assess("jeg har brug for hjælp til noget")  # long enough for every layer, so all are loaded
     loaded = time.perf_counter() - started
     print(f"safety: layers loaded in {loaded * 1000:.0f} ms")
     everything, warm = [], []

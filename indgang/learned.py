@@ -55,27 +55,19 @@ def cached(name: str, inputs: Iterable[Path], build: Callable[[], Model], extra:
 
 
 def text_features(
-    preprocessor: Callable[[str], str],
-    extra: tuple[str, TransformerMixin, float] | None = None,
-    word_preprocessor: Callable[[str], str] | None = None,
+    preprocessor: Callable[[str], str], extra: tuple[str, TransformerMixin, float] | None = None
 ) -> FeatureUnion:
     """Character n-grams (compounds, typos and missing æøå for free) and word uni- and bigrams of
-    the preprocessed text (words by `word_preprocessor` when given), and optionally one more
-    feature block with its weight."""
-    common = {"sublinear_tf": True, "lowercase": False, "dtype": np.float32}
-    words = word_preprocessor or preprocessor
+    the preprocessed text, and optionally one more feature block with its weight."""
+    common = {"sublinear_tf": True, "lowercase": False, "dtype": np.float32, "preprocessor": preprocessor}
     blocks: list[tuple[str, TransformerMixin]] = [
         (
             "chars",
-            TfidfVectorizer(
-                analyzer="char_wb", ngram_range=(2, 5), min_df=2, preprocessor=preprocessor, **common
-            ),
+            TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, **common),
         ),
         (
             "words",
-            TfidfVectorizer(
-                analyzer="word", ngram_range=(1, 2), token_pattern=r"\S+", preprocessor=words, **common
-            ),
+            TfidfVectorizer(analyzer="word", ngram_range=(1, 2), token_pattern=r"\S+", **common),
         ),
     ]
     weights = {"chars": 1.0, "words": 0.6}

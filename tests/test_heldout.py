@@ -21,8 +21,8 @@ import safety as safety_bench  # noqa: E402  (the benchmark's reading of batches
 
 # The goal is recall 0.97 and at most 3% false alarms; these floors are what the layers
 # reach on the held-out batches now (benchmarks/README.md), so nothing slips below them.
-MIN_RECALL = {"acute": 0.90, "all": 0.87}
-MAX_FALSE_ALARMS = 0.05
+MIN_RECALL = {"acute": 0.93, "all": 0.93}
+MAX_FALSE_ALARMS = 0.09
 MIN_HIT_AT_3 = 0.95
 MIN_HIT_AT_1 = 0.75
 

@@ -69,19 +69,15 @@ def _masked(text: str, ruleset: RuleSet) -> tuple[Words, list[bool]]:
     return words, masked
 
 
-def folded(text: str) -> str:
-    """The words of a message in one spelling (see indgang/safety/text.py), idioms masked."""
-    return " ".join(_words(text, negation=False))
-
-
 def negation_marked(text: str) -> str:
-    """As `folded`, with the words after a negation in its clause marked ("ikke tænkt på
-    selvmord" -> "ikke not_tænkt not_på not_selvmord"), so that the word features can tell
+    """The words of a message in one spelling (see indgang/safety/text.py), everyday idioms as
+    one neutral word, and the words after a negation in its clause marked ("ikke tænkt på
+    selvmord" -> "ikke not_tænkt not_på not_selvmord"), so that the features can tell
     "jeg tænker ikke på selvmord" from "jeg tænker på selvmord"."""
-    return " ".join(_words(text, negation=True))
+    return " ".join(_words(text))
 
 
-def _words(text: str, negation: bool) -> list[str]:
+def _words(text: str) -> list[str]:
     ruleset = default_rules()
     words, masked = _masked(text, ruleset)
     negators = ruleset.lexicon.words("negator")
@@ -93,7 +89,7 @@ def _words(text: str, negation: bool) -> list[str]:
                 out.append(IDIOM)
             continue
         in_scope = i - negator <= NEGATION_SPAN and words.clause[i] == words.clause[negator]
-        out.append(f"not_{word}" if negation and in_scope else word)
+        out.append(f"not_{word}" if in_scope else word)
         if word in negators:
             negator = i
     return out
@@ -136,7 +132,9 @@ class ConceptFeatures(BaseEstimator, TransformerMixin):
 
 
 def _features() -> FeatureUnion:
-    return learned.text_features(folded, ("concepts", ConceptFeatures(), 0.8), negation_marked)
+    # Characters and words both see negated words marked: "ikke tænkt på selvmord" must not
+    # share the n-grams of "tænkt på selvmord".
+    return learned.text_features(negation_marked, ("concepts", ConceptFeatures(), 0.8))
 
 
 def _classifier() -> LogisticRegression:
