@@ -11,7 +11,6 @@ booking, asking for a person ...). It lives beside the actions because it reads 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -21,36 +20,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion
 
 from indgang import learned
+from indgang.nlu_examples import NLU_TRAIN_DIR, NOT_NEED_INTENTS, nlu_examples
 from indgang.search.needs import folded
 from indgang.search.needs import training_files as need_files
-from indgang.settings import PROJECT_DIR
 
-NLU_TRAIN_DIR = PROJECT_DIR / "nlu_data" / "train"
 NEED_INTENTS = frozenset({"describe_need", "ask_offer"})
-# Intents whose examples are not needs; entity-only intents ("i Aarhus", "han er 17") included.
-NOT_NEED_INTENTS = frozenset(
-    {
-        "greet",
-        "goodbye",
-        "thank",
-        "bot_help",
-        "affirm",
-        "deny",
-        "stop_erase",
-        "request_human",
-        "book_contact",
-        "cancel_booking",
-        "change_booking",
-        "ask_access",
-        "inform_municipality",
-        "inform_age",
-        "inform_relation",
-        "out_of_scope",
-    }
-)
 MIN_WORDS = 3  # "ja tak", "hej" and the like are never a need on their own
 THRESHOLD = 0.5
-_ANNOTATION = re.compile(r"\[([^\]]+)\](?:\([^)]*\)|\{[^}]*\})")
 
 
 @dataclass
@@ -63,18 +39,6 @@ class NeedGate:
 
     def states_need(self, text: str) -> bool:
         return len(text.split()) >= MIN_WORDS and self.probability(text) >= THRESHOLD
-
-
-def nlu_examples(folder: Path = NLU_TRAIN_DIR) -> dict[str, list[str]]:
-    """The plain text of every intent example in the Rasa NLU files under `folder`."""
-    out: dict[str, list[str]] = {}
-    for path in sorted(folder.rglob("*.yml")):
-        for block in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("nlu") or ():
-            if "intent" in block:
-                lines = [line.strip() for line in block["examples"].splitlines()]
-                texts = [_ANNOTATION.sub(r"\1", line[2:]) for line in lines if line.startswith("- ")]
-                out.setdefault(block["intent"], []).extend(texts)
-    return out
 
 
 def examples() -> tuple[list[str], list[int]]:

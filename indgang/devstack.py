@@ -23,11 +23,11 @@ from urllib.parse import urlparse
 import httpx
 import redis
 
+from indgang.nlu_examples import NLU_TRAIN_DIR
 from indgang.redis_store import redis_url
 from indgang.settings import PROJECT_DIR, Settings
 
 BOT_DIR = PROJECT_DIR / "bot"
-NLU_TRAIN_DIR = PROJECT_DIR / "nlu_data" / "train"
 MODEL_DIR = BOT_DIR / "models"
 MODEL_PATH = MODEL_DIR / "indgang.tar.gz"
 MODEL_STAMP = MODEL_DIR / "indgang.sha256"

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from actions.need_gate import nlu_examples
 from indgang.devstack import MODEL_PATH, NLU_TRAIN_DIR, RASA_BIN, RASA_ENV
+from indgang.nlu_examples import nlu_examples
 from indgang.settings import PROJECT_DIR
 
 MODEL = Path(os.environ.get("INDGANG_RASA_MODEL", MODEL_PATH))

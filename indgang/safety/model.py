@@ -30,6 +30,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import FeatureUnion
 
 from indgang import learned
+from indgang.nlu_examples import NLU_TRAIN_DIR, NOT_NEED_INTENTS, nlu_examples
 from indgang.safety.normalise import clean
 from indgang.safety.rules import RULES_DIR, RuleSet, default_rules
 from indgang.safety.text import Words, split
@@ -184,10 +185,17 @@ def load_examples(paths: Iterable[Path]) -> list[Example]:
 
 
 def ordinary_requests(directory: Path = NEEDS_DIR) -> list[Example]:
-    """The offer search's labelled needs, as calm examples: thousands of ordinary requests in
-    citizens' own words ("jeg sidder i kørestol og kan ikke komme ind på toilettet") that must
-    not raise an alarm. Needs a caseworker would also meet with emergency help are left out."""
-    examples = []
+    """Calm examples from the project's other labelled text: the offer search's needs, thousands
+    of ordinary requests in citizens' own words ("jeg sidder i kørestol og kan ikke komme ind på
+    toilettet"), and the NLU examples of greetings, thanks, booking answers and the like
+    ("Goddag. Jeg håber, det er i orden, at jeg skriver her."). Needs a caseworker would also
+    meet with emergency help are left out."""
+    examples = [
+        Example(text, crisis=False, acute=False)
+        for intent, texts in nlu_examples().items()
+        if intent in NOT_NEED_INTENTS
+        for text in texts
+    ]
     for path in sorted(directory.glob("*.yaml")):
         for case in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("queries") or ():
             if not set(case.get("expect") or case.get("types") or ()) & MAYBE_DANGER_TYPES:
@@ -201,7 +209,8 @@ def training_files(directory: Path = TRAINING_DIR) -> list[Path]:
 
 def _inputs(files: Sequence[Path]) -> list[Path]:
     """What the model depends on: its examples, the concepts and rules, and this code."""
-    return [*files, *sorted(NEEDS_DIR.glob("*.yaml")), *sorted(RULES_DIR.glob("*.yaml")), Path(__file__)]
+    others = [*sorted(NEEDS_DIR.glob("*.yaml")), *sorted(NLU_TRAIN_DIR.rglob("*.yml"))]
+    return [*files, *others, *sorted(RULES_DIR.glob("*.yaml")), Path(__file__)]
 
 
 # ------------------------------------------------------------------------------ fitting
