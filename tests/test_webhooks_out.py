@@ -270,7 +270,9 @@ async def test_a_new_dispatcher_delivers_what_was_emitted_while_none_ran(
     later = [await emit(redis, EventType.BOOKING_CREATED, {"booking_id": f"b{n}"}) for n in range(3)]
     restarted = WebhookDispatcher(redis, settings, http)
     assert await restarted.run_once() == 3
-    assert receiver.events() == [early, *later]
+    # deliveries of one batch go out concurrently: the contract is "every event", not an order
+    assert receiver.events()[0] == early
+    assert sorted(receiver.events()[1:], key=lambda e: e["id"]) == sorted(later, key=lambda e: e["id"])
 
 
 async def test_two_dispatchers_on_one_group_deliver_each_event_and_retry_once(

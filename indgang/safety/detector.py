@@ -81,6 +81,7 @@ class Detector:
         self._uncertain = words("uncertain")
         self._breakers = words("negation_breaker")
         self._past_aux = words("past_aux")
+        self._past_modal = words("past_modal")
         self._first_subject = words("first_subject")
         self._third_subject = words("third_subject")
         self._subject_pronouns = words("first_subject") | words("third_pronoun")
@@ -152,12 +153,22 @@ class Detector:
         nothing recent or again."""
         if message.has("fiction", start):
             return True  # "the overdose scene", whenever it was watched
-        if message.has("resolved", start) and message.markers.get("past"):
+        over = message.markers.get("past") or self._told_before(start, message)
+        if message.has("resolved", start) and over:
             return True  # told as over, and the writer (or the person) is well now
         back = message.has("recent", start) or message.has("again", start)
         if back and not message.has("resolved", start):
             return False
         return message.has("past", start) or (start > 0 and message.words.words[start - 1] in self._past_aux)
+
+    def _told_before(self, start: int, message: _Message) -> bool:
+        """A past tense ("var", "ville", "had") earlier in the match's sentence."""
+        words = message.words
+        return any(
+            words.words[j] in self._past_aux or words.words[j] in self._past_modal
+            for j in range(start)
+            if words.sentence[j] == words.sentence[start]
+        )
 
     def _negated(self, words: Words, found: tuple[int, ...]) -> bool:
         start, end = found[0], found[-1]
