@@ -131,7 +131,10 @@ def _now() -> datetime:
 
 
 def _sender_phone(tracker: Tracker) -> str | None:
-    """On SMS the gateway passes the sender's number in the message metadata."""
+    """On SMS the gateway passes the sender's verified number (Twilio's From) in the message
+    metadata. On any other channel a number is never identity, whatever the metadata says."""
+    if context.channel(tracker.latest_message) != "sms":
+        return None
     raw = context.metadata(tracker.latest_message).get("phone")
     return normalise_phone(str(raw)) if raw else None
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from booking_helpers import MONDAY, at, request
 from rasa_sdk import Tracker
 from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
@@ -15,6 +16,7 @@ from actions import actions, booking, context
 from actions.need_gate import need_gate
 from actions.nlg import text_of
 from indgang import conversation
+from indgang.booking import Calendar, Slot, book, find_active_booking
 
 
 @pytest.fixture
@@ -128,3 +130,35 @@ async def test_a_fallback_that_states_a_need_gets_offers(test_redis) -> None:
     text = "min kone tror naboerne vil slå hende ihjel og hun sover ikke, jeg ved ikke hvem der kan hjælpe"
     await actions.ActionFallback().run(dispatcher, tracker(text, "nlu_fallback"), {})
     assert set(offers_of(dispatcher)) & {"socialpsykiatri", "paaroerendestoette"}
+
+
+@pytest.mark.anyio
+async def test_a_phone_number_in_web_metadata_is_not_identity(test_redis, base_settings, monkeypatch) -> None:
+    """The attack: a web visitor puts another citizen's number in the message metadata to see,
+    move or cancel that citizen's booking. Only the SMS channel's verified sender counts."""
+    monkeypatch.setattr(context, "settings", lambda: base_settings)
+    calendar = Calendar.from_settings(base_settings)
+    victim = "+4520998877"
+    slot = Slot(calendar.directory.get("mette"), at(4, 10))
+    citizen = request("sms-victim", phone=victim, channel="sms")
+    await book(test_redis, base_settings, slot, citizen, now=MONDAY)
+
+    def attempt(text: str, intent: str, channel: str) -> Tracker:
+        found = tracker(text, intent, sender="web-attacker-0001")
+        found.latest_message["metadata"] = {"language": "da", "channel": channel, "phone": victim}
+        return found
+
+    attacks = (
+        (booking.ActionBookingChange(), "change_booking"),
+        (booking.ActionBookingCancel(), "cancel_booking"),
+    )
+    for action, intent in attacks:
+        dispatcher = CollectingDispatcher()
+        await action.run(dispatcher, attempt("flyt min tid", intent, "web"), {})
+        said = " ".join(m.get("text") or "" for m in dispatcher.messages)
+        assert "Du har ingen" in said and "Mette" not in said, said
+    assert (await find_active_booking(test_redis, base_settings, "sms-victim")).state == "confirmed"
+    # the same number from the SMS channel (Twilio's verified From) is the citizen's own
+    dispatcher = CollectingDispatcher()
+    await booking.ActionBookingChange().run(dispatcher, attempt("flyt min tid", "change_booking", "sms"), {})
+    assert "Du har ingen" not in " ".join(m.get("text") or "" for m in dispatcher.messages)

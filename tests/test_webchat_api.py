@@ -275,3 +275,11 @@ async def test_a_stream_with_a_bad_cursor_is_a_422(http: httpx.AsyncClient, redi
     response = await http.get(f"/api/v1/chat/{conv}/events", params={"after": "not-a-cursor"}, headers=mine)
     assert response.status_code == 422
     assert response.json()["error"] == "invalid_cursor"
+
+
+async def test_metadata_is_small_or_refused(http: httpx.AsyncClient) -> None:
+    """Metadata is never identity and never stored; a client cannot push kilobytes of it along."""
+    body = {"conversation_id": _new_id(), "text": "hej", "metadata": {"note": "x" * 2000}}
+    response = await http.post("/api/v1/chat", json=body)
+    assert response.status_code == 422
+    assert "metadata" in response.text

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from fastapi import Path
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from indgang.dialogue import Reply
 from indgang.sms.recipients import CONVERSATION_PREFIX as SMS_PREFIX
@@ -32,13 +33,24 @@ WebConversationId = Annotated[
 WebConversationPath = Annotated[str, Path(pattern=WEB_CONVERSATION_ID_PATTERN), AfterValidator(_not_sms)]
 
 
+MAX_METADATA_CHARS = 1024
+
+
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     conversation_id: WebConversationId
     text: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
     language: Literal["da", "en"] | None = None
+    # Accepted for clients that send it, never used as identity and never stored (api.md).
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("metadata")
+    @classmethod
+    def _small(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(value, default=str)) > MAX_METADATA_CHARS:
+            raise ValueError(f"metadata is limited to {MAX_METADATA_CHARS} characters as JSON")
+        return value
 
 
 class ChatResponse(BaseModel):

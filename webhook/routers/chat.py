@@ -45,7 +45,9 @@ async def chat(
         if access.new_token:  # the conversation exists now: its citizen must not lose the key
             refused["conversation_token"] = access.new_token
         return JSONResponse(refused, status_code=429, headers={"Retry-After": str(retry_after)})
-    turn = await inbound.handle(body.conversation_id, body.text, "web", body.language, body.metadata)
+    # The client's metadata never reaches the engine: on the web nothing it says is identity
+    # (a phone number in it proves nothing); the SMS channel passes the verified sender itself.
+    turn = await inbound.handle(body.conversation_id, body.text, "web", body.language)
     response = ChatResponse(
         conversation_id=turn.conversation_id,
         replies=turn.replies,
