@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpx
 import pytest
@@ -283,6 +284,24 @@ async def test_the_citizen_ends_and_deletes_the_conversation(
     await expect(chat.messages("user")).to_have_count(1)
     fresh = await chat.conversation_id()
     assert fresh and fresh != conv
+    assert chat.errors == []
+
+
+async def test_the_citizen_downloads_a_copy_of_the_conversation(browser: Browser, live_gateway: str) -> None:
+    chat = await open_chat(browser, live_gateway)
+    download_button = chat.page.get_by_role("button", name="Hent en kopi af samtalen")
+    await expect(download_button).to_be_hidden()  # nothing to copy yet
+    await chat.say(ENGINE_DOWN_TEXT)
+    await expect(chat.messages("bot")).to_have_count(1)
+    async with chat.page.expect_download() as info:
+        await download_button.click()
+    download = await info.value
+    copy = Path(await download.path()).read_text(encoding="utf-8")
+    assert download.suggested_filename == "samtale.txt"
+    assert f"Dig: {ENGINE_DOWN_TEXT}" in copy and "Assistenten:" in copy
+    await expect(chat.page.locator("#composer-status")).to_contain_text("Kopien af samtalen er hentet")
+    token = await chat.token()
+    assert token and all(token not in r.url for r in chat.requests)  # in a header, never a URL
     assert chat.errors == []
 
 

@@ -283,3 +283,23 @@ async def test_metadata_is_small_or_refused(http: httpx.AsyncClient) -> None:
     response = await http.post("/api/v1/chat", json=body)
     assert response.status_code == 422
     assert "metadata" in response.text
+
+
+async def test_the_citizen_downloads_their_own_conversation_and_no_one_else_can(
+    http: httpx.AsyncClient, redis: aioredis.Redis
+) -> None:
+    conv, mine = await _own(redis)
+    await transcript.append(redis, conv, "user", "min søn drikker", TTL, channel="web")
+    await transcript.append(
+        redis, conv, "bot", "Det kan måske hjælpe:", TTL, offers=[{"title": "Gratis alkoholbehandling"}]
+    )
+    await transcript.append(redis, conv, "staff", "intern note om familien", TTL, internal=True)
+    copy = await http.get(f"/api/v1/chat/{conv}/export", headers=mine)
+    assert copy.status_code == 200 and copy.headers["content-type"].startswith("text/plain")
+    assert "attachment" in copy.headers["content-disposition"]
+    assert "Dig: min søn drikker" in copy.text and "Gratis alkoholbehandling" in copy.text
+    assert "intern note" not in copy.text  # staff notes are not part of what the citizen was told
+    # the attack: another's copy, with no token, a wrong one, or one's own token on another id
+    _, theirs = await _own(redis)
+    for headers in ({}, {TOKEN_HEADER: "guess"}, theirs):
+        assert (await http.get(f"/api/v1/chat/{conv}/export", headers=headers)).status_code == 403

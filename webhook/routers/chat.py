@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from indgang import ratelimit, transcript
+from indgang.export import citizen_copy
 from indgang.i18n import t
 from webhook.citizen import ChatConversationDep, CitizenConversationDep
 from webhook.deps import InboundDep, RedisDep, SettingsDep
@@ -80,6 +81,27 @@ async def messages(
     found, cursor = await transcript.read(redis, conversation_id, after)
     page = TranscriptPage(messages=citizen_view(found), cursor=cursor)
     return JSONResponse(page.model_dump(by_alias=True))
+
+
+@router.get(
+    "/{conversation_id}/export",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {}}}, 403: {"model": ErrorBody}},
+)
+async def export(
+    conversation_id: CitizenConversationDep,
+    redis: RedisDep,
+    language: Annotated[Literal["da", "en"], Query()] = "da",
+) -> PlainTextResponse:
+    """The citizen's own copy of the conversation (GDPR art. 15), as a file to keep."""
+    text = await citizen_copy(redis, conversation_id, language)
+    return PlainTextResponse(
+        text,
+        headers={
+            "Content-Disposition": 'attachment; filename="samtale.txt"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 def citizen_view(found: list[transcript.Message]) -> list[TranscriptMessage]:

@@ -77,6 +77,7 @@
     send: document.querySelector("#composer .send"),
     status: $("composer-status"),
     erase: $("erase"),
+    exportButton: $("export"),
     dialog: $("erase-dialog"),
     eraseConfirm: $("erase-confirm"),
     eraseCancel: $("erase-cancel"),
@@ -331,6 +332,7 @@
     insertMessage(li, message.id);
     disableAnsweredChoices();
     ui.erase.hidden = false;
+    ui.exportButton.hidden = false;
     if (live) {
       li.dataset.live = "1";
       if (message.from !== "user") announce(message);
@@ -643,8 +645,29 @@
     ui.messages.querySelectorAll("li:not(.msg-welcome)").forEach((li) => li.remove());
     disableAnsweredChoices();
     ui.erase.hidden = true;
+    ui.exportButton.hidden = true;
     ui.dialog.close();
     setStatus(T("erase.done"));
+  }
+
+  /* The citizen's own copy (GDPR art. 15): fetched with the token in its header, then saved as a
+     file, so the token never appears in a link. */
+  async function exportCopy() {
+    try {
+      const response = await fetch(`${conversationUrl()}/export?language=${config.language}`, {
+        headers: withToken({}),
+      });
+      if (!response.ok) throw new Error(String(response.status));
+      const link = document.createElement("a");
+      link.href = URL.createObjectURL(await response.blob());
+      link.download = "samtale.txt";
+      document.body.appendChild(link);
+      link.click();
+      link.remove();
+      setStatus(T("export.done"));
+    } catch (error) {
+      setStatus(T("errors.export"), true);
+    }
   }
 
   // --- wiring -------------------------------------------------------------------------------
@@ -678,6 +701,7 @@
   });
 
   ui.erase.addEventListener("click", () => ui.dialog.showModal());
+  ui.exportButton.addEventListener("click", exportCopy);
   ui.eraseCancel.addEventListener("click", () => ui.dialog.close());
   ui.eraseConfirm.addEventListener("click", erase);
   // Focus goes back where the citizen was, or to the message box of the new conversation.
