@@ -17,7 +17,6 @@ from pathlib import Path
 
 import yaml
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import FeatureUnion
 
 from indgang import learned
 from indgang.nlu_examples import NLU_TRAIN_DIR, NOT_NEED_INTENTS, nlu_examples
@@ -31,11 +30,10 @@ THRESHOLD = 0.5
 
 @dataclass
 class NeedGate:
-    features: FeatureUnion
-    model: LogisticRegression
+    classifier: learned.TextClassifier
 
     def probability(self, text: str) -> float:
-        return float(self.model.predict_proba(self.features.transform([text]))[0, 1])
+        return self.classifier.probabilities(text)["1"]
 
     def states_need(self, text: str) -> bool:
         return len(text.split()) >= MIN_WORDS and self.probability(text) >= THRESHOLD
@@ -60,7 +58,7 @@ def fit() -> NeedGate:
     features = learned.text_features(folded)
     model = LogisticRegression(C=10.0, class_weight="balanced", max_iter=5000)
     model.fit(features.fit_transform(texts), labels)
-    return NeedGate(features, model)
+    return NeedGate(learned.TextClassifier(features, model))
 
 
 @lru_cache(maxsize=1)

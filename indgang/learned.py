@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import pickle
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 import sklearn
-from sklearn.base import TransformerMixin
+from sklearn.base import ClassifierMixin, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion
 
@@ -39,7 +40,7 @@ def cached(name: str, inputs: Iterable[Path], build: Callable[[], Model], extra:
     """The model `build` makes from `inputs` (and `extra`, e.g. a catalogue's digest): from the
     cache when it is current, else built now."""
     folder = CACHE_ROOT / name
-    path = folder / f"model-{fingerprint(inputs, extra)}.pickle"
+    path = folder / f"model-{fingerprint([*inputs, Path(__file__)], extra)}.pickle"
     if path.exists():
         # The cache holds only what this function wrote from the project's own data.
         return pickle.loads(path.read_bytes())
@@ -76,3 +77,15 @@ def text_features(
         blocks.append((name, transformer))
         weights[name] = weight
     return FeatureUnion(blocks, transformer_weights=weights)
+
+
+@dataclass
+class TextClassifier:
+    """Features and a fitted probabilistic classifier over them: P(label | text)."""
+
+    features: FeatureUnion
+    model: ClassifierMixin
+
+    def probabilities(self, text: str) -> dict[str, float]:
+        p = self.model.predict_proba(self.features.transform([text]))[0]
+        return {str(label): float(v) for label, v in zip(self.model.classes_, p, strict=True)}

@@ -9,15 +9,12 @@ to ask the offer itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import FeatureUnion
 
 from indgang import learned
 from indgang.dialogue import OfferCard
@@ -31,28 +28,24 @@ MIN_CONFIDENCE = 0.35  # below this the question is taken as the general "how do
 MAX_ANSWERED = 3
 
 
-@dataclass
-class AspectClassifier:
-    features: FeatureUnion
-    model: LogisticRegression
-
-    def aspect(self, text: str) -> str:
-        p = self.model.predict_proba(self.features.transform([text]))[0]
-        best = int(np.argmax(p))
-        return str(self.model.classes_[best]) if p[best] >= MIN_CONFIDENCE else "access"
+def aspect_of(question: str) -> str:
+    """What a question asks; the general "how do I get in" when the classifier is unsure."""
+    p = classifier().probabilities(question)
+    best = max(p, key=p.__getitem__)
+    return best if p[best] >= MIN_CONFIDENCE else "access"
 
 
-def _fit() -> AspectClassifier:
+def _fit() -> learned.TextClassifier:
     doc = yaml.safe_load(EXAMPLES.read_text(encoding="utf-8"))
     texts = [q for aspect in ASPECTS for q in doc[aspect]]
     labels = [aspect for aspect in ASPECTS for _ in doc[aspect]]
     features = learned.text_features(folded)
     model = LogisticRegression(C=10.0, max_iter=5000).fit(features.fit_transform(texts), labels)
-    return AspectClassifier(features, model)
+    return learned.TextClassifier(features, model)
 
 
 @lru_cache(maxsize=1)
-def classifier() -> AspectClassifier:
+def classifier() -> learned.TextClassifier:
     return learned.cached("offer_questions", [EXAMPLES, Path(__file__)], _fit)
 
 
@@ -86,7 +79,7 @@ def _about(aspect: str, card: OfferCard, language: str) -> str:
 
 def answer(question: str, shown: list[dict[str, Any]], language: str) -> str:
     """The answer to a question about the offers shown (as stored with the conversation)."""
-    aspect = classifier().aspect(question)
+    aspect = aspect_of(question)
     cards = [OfferCard.model_validate(o) for o in shown[:MAX_ANSWERED]]
     if not cards:  # nothing shown yet: how each kind of offer is reached
         kinds = ("open", "visitation", "referral")

@@ -11,13 +11,11 @@ word uni- and bigrams; one multinomial logistic regression gives P(type | text).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import yaml
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import FeatureUnion
 
 from indgang import learned
 from indgang.catalogue import Catalogue, type_terms
@@ -33,19 +31,7 @@ def folded(text: str) -> str:
     return " ".join(fold(w) for w in words(text))
 
 
-@dataclass
-class NeedClassifier:
-    features: FeatureUnion
-    model: LogisticRegression
-
-    @property
-    def types(self) -> list[str]:
-        return [str(c) for c in self.model.classes_]
-
-    def probabilities(self, text: str) -> dict[str, float]:
-        """P(type | text) for every type."""
-        p = self.model.predict_proba(self.features.transform([text]))[0]
-        return dict(zip(self.types, p.tolist(), strict=True))
+NeedClassifier = learned.TextClassifier  # P(type | text) for every type
 
 
 def training_files(directory: Path = TRAINING_DIR) -> list[Path]:
