@@ -24,6 +24,7 @@ from indgang.i18n import normalise_language, t
 from indgang.language import guess_language
 from indgang.offer_cards import offer_card, offers_of_type
 from indgang.opening_hours import waiting_notice
+from indgang.safety.normalise import storable
 from indgang.search import get_offer_search
 from indgang.settings import Settings
 
@@ -64,6 +65,7 @@ class Inbound:
         metadata: dict[str, Any] | None = None,
     ) -> Turn:
         started = time.perf_counter()
+        text = storable(text)  # a lone surrogate would make Redis refuse the message (a 500)
         metrics.MESSAGES.labels(channel).inc()
         known = await conversation.get(self.redis, conversation_id)
         lang = normalise_language(language or guess_language(text) or (known.language if known else None))

@@ -197,3 +197,12 @@ async def test_risk_is_raised_only_upward(redis) -> None:
     assert await conversation.raise_risk(redis, "r", "acute", 60) == "acute"
     assert await conversation.raise_risk(redis, "r", "concern", 60) == "acute"
     assert await redis.ttl("indgang:conv:r") > 0
+
+
+@pytest.mark.anyio
+async def test_a_lone_surrogate_is_stored_and_answered_not_a_crash(redis, base_settings) -> None:
+    inbound = Inbound(redis, RecordingEngine(), base_settings)
+    turn = await inbound.handle("conv-surrogate-1", "hej \ud800 jeg vil gerne have hjælp til bolig")
+    assert turn.replies
+    messages, _ = await transcript.read(redis, "conv-surrogate-1")
+    assert messages[0].text == "hej \ufffd jeg vil gerne have hjælp til bolig"

@@ -39,11 +39,17 @@ _LOOKALIKES = str.maketrans(
 _SPACE_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc"})
 
 
+def storable(text: str) -> str:
+    """The text with lone surrogates (from a broken client) replaced by U+FFFD, so it can be
+    encoded as UTF-8 and stored; everything else exactly as written."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 def clean(text: str) -> str:
     """Canonical text: lone surrogates replaced, NFKC, format characters removed, look-alikes mapped."""
     if not isinstance(text, str):
         return ""
-    text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    text = storable(text)
     text = unicodedata.normalize("NFKC", text).translate(_LOOKALIKES)
     out = []
     for char in text:
