@@ -51,13 +51,15 @@ async def offer_guidance(dispatcher: CollectingDispatcher, tracker: Tracker, que
     """The offers that fit `query`, with how to get in; remembered for follow-up questions."""
     message = tracker.latest_message
     lang = context.language(message)
+    assessment = safety.assess(query)  # once: who is at risk, and whether it is danger now
     situation = Situation(
         text=query,
         language=lang,
         relation=tracker.get_slot("relation"),
         age=parse_age(tracker.get_slot("age")),
         municipality=tracker.get_slot("municipality"),
-        about_other=safety.assess(query).about_other,
+        about_other=assessment.about_other,
+        urgent=assessment.risk == "acute",
         followup_allowed=not tracker.get_slot("followup_asked"),
         brief=context.channel(message) == "sms",
     )

@@ -23,6 +23,7 @@ class Situation:
     age: int | None = None
     municipality: str | None = None
     about_other: bool = False
+    urgent: bool | None = None  # danger now, when the safety check already ran (None: search runs it)
     followup_allowed: bool = True
     brief: bool = False  # on SMS: short texts and titles, at most OFFERS_SHOWN offers in all
 
@@ -72,6 +73,7 @@ def guide(search: OfferSearch, situation: Situation) -> Guidance:
         audience=situation.audience,
         municipality=situation.municipality,
         language=lang,
+        urgent=situation.urgent,
     )
     if not hits:
         return Guidance(text=t("bot.guidance.none_found", lang))

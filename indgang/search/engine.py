@@ -116,9 +116,12 @@ class OfferSearch:
         language: str | None = None,
         *,
         ranking: Ranking | None = None,
+        urgent: bool | None = None,
     ) -> list[OfferHit]:
         """The offers that fit `query`, best first. `language` is accepted for symmetry with the
-        rest of the API: the index holds both languages, so it does not change the ranking."""
+        rest of the API: the index holds both languages, so it does not change the ranking.
+        `urgent`: whether the safety check found danger now, for a caller that already ran it
+        (None: the search runs it)."""
         rank = ranking or self.ranking
         place = municipality if municipality is not None else self.default_municipality
         wanted = canonical(place) if place else None
@@ -131,7 +134,9 @@ class OfferSearch:
             self._add_ranks(fused, needs, rank.need_weight, rank)
         for i in np.flatnonzero(fused):
             fused[i] *= self._preference(self._offers[i], wanted, rank)
-        if URGENT_TYPE in self._type_rows and assess(query).risk == "acute":
+        if urgent is None:
+            urgent = assess(query).risk == "acute"
+        if URGENT_TYPE in self._type_rows and urgent:
             # danger now: 112 before anything else that fits, however the rankings scored it
             urgent = self._type_rows[URGENT_TYPE] & eligible
             fused[urgent] = fused.max() + 1.0
