@@ -56,6 +56,7 @@ class Example:
     acute: bool
     calibrates: bool = False  # from a blind batch: sets the threshold
 
+
 IDIOM = "_idiom_"  # what an everyday idiom ("jeg dør af grin") reads as to the learned layer
 
 
