@@ -75,9 +75,24 @@ def print_fallback_share(out: Path) -> None:
     print(f"below fallback threshold {threshold}: {low}/{len(confidences)} ({low / len(confidences):.1%})")
 
 
+def blind_batch_as_nlu(batch: Path, tmp: Path) -> Path:
+    """A blind batch's labelled examples in Rasa's NLU format, so `rasa test nlu` scores them."""
+    by_intent: dict[str, list[str]] = {}
+    for example in yaml.safe_load(batch.read_text(encoding="utf-8"))["examples"]:
+        by_intent.setdefault(example["intent"], []).append(str(example["text"]))
+    nlu = [{"intent": intent, "examples": "".join(f"- {' '.join(t.split())}\n" for t in texts)}
+           for intent, texts in by_intent.items()]  # fmt: skip
+    path = tmp / "blind_nlu.yml"
+    path.write_text(yaml.safe_dump({"version": "3.1", "nlu": nlu}, allow_unicode=True), encoding="utf-8")
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--model", type=Path, help="test this model instead of training one")
+    parser.add_argument(
+        "--batch", type=Path, help="test on a blind batch (examples: [{text, intent}]), not nlu_data/test"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="indgang-nlu-") as tmp:
@@ -89,9 +104,11 @@ def main() -> None:
             print(f"training (rasa train nlu, wall): {time.perf_counter() - started:.0f} s")
             model = Path(tmp) / "nlu.tar.gz"
         out = Path(tmp) / "results"
-        rasa("test", "nlu", "--nlu", str(TEST_SPLIT), "--model", str(model), "--out", str(out), "--successes")
+        test_data = blind_batch_as_nlu(args.batch, Path(tmp)) if args.batch else TEST_SPLIT
+        rasa("test", "nlu", "--nlu", str(test_data), "--model", str(model), "--out", str(out), "--successes")
         print_intents(out)
-        print_entities(out)
+        if not args.batch:  # blind batches label intents only
+            print_entities(out)
         print_fallback_share(out)
 
 
