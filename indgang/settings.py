@@ -13,7 +13,7 @@ import secrets
 import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, model_validator
@@ -192,5 +192,13 @@ def get_settings_or_exit() -> Settings:
     """For a process's entry point: the settings, or exit non-zero saying what is wrong."""
     try:
         return get_settings()
+    except ValidationError as exc:
+        sys.exit(refusal(exc))
+
+
+def load_settings_or_exit(**sources: Any) -> Settings:
+    """Settings from other sources (e.g. `_env_file=`), or exit non-zero saying what is wrong."""
+    try:
+        return Settings(**sources)
     except ValidationError as exc:
         sys.exit(refusal(exc))
