@@ -95,8 +95,11 @@ def ensure_local_secrets(path: Path = LOCAL_SECRETS_FILE) -> Path:
     known = dotenv_values(path)
     missing = [name.upper() for name in SECRET_FIELDS if not known.get(name.upper())]
     if missing:
+        text = path.read_text(encoding="utf-8")
+        separator = "\n" if text and not text.endswith("\n") else ""  # a line added by hand
         with path.open("a", encoding="utf-8") as file:
-            file.writelines(f"{name}={new_secret()}\n" for name in missing)
+            file.write(separator + "".join(f"{name}={new_secret()}\n" for name in missing))
+        _log(f"wrote random local secrets ({', '.join(missing)}) to {path}")
     return path
 
 

@@ -129,6 +129,11 @@ def test_the_launcher_makes_local_secrets_once_that_only_the_user_can_read(
     stored = dict(line.split("=", 1) for line in secrets_file.read_text().splitlines())
     for name in SECRET_FIELDS:
         assert getattr(first, name) == stored[name.upper()] and len(stored[name.upper()]) >= 32
+    # One the developer wrote by hand (no newline at the end) is kept; the missing ones are added.
+    handmade = tmp_path / "handmade.env"
+    handmade.write_text("PHONE_HASH_KEY=" + "p" * 40)
+    assert launcher_settings(handmade).phone_hash_key == "p" * 40
+    assert len(handmade.read_text().splitlines()) == len(SECRET_FIELDS)
     # A restart keeps them (logins and phone hashes survive), and tightens a file made too open.
     secrets_file.chmod(0o644)
     second = launcher_settings(secrets_file)
