@@ -37,17 +37,15 @@ def forged_cookie(secret: str, username: str) -> str:
 
 @pytest.mark.anyio
 async def test_a_staff_cookie_signed_with_the_published_default_key_is_refused(
-    live_gateway: str, redis: aioredis.Redis, base_settings: Settings
+    live_gateway: str, redis: aioredis.Redis
 ) -> None:
+    """On main this cookie opened the audit log: every secret defaulted to the published one."""
     await add_account(redis, "revisor", "langt-nok-kodeord", Role.ADMIN, display_name="Revisor")
     async with httpx.AsyncClient(base_url=live_gateway, timeout=30) as client:
         client.cookies.set(SESSION_COOKIE, forged_cookie(PUBLISHED, "revisor"))
         audit = await client.get("/staff/audit")
         assert audit.status_code == 303 and audit.headers["location"] == "/staff/login"
         assert (await client.get("/api/v1/staff/conversations")).status_code == 401
-        # The same recipe with the gateway's real key does open it: the refusal is the key's.
-        client.cookies.set(SESSION_COOKIE, forged_cookie(base_settings.staff_session_secret, "revisor"))
-        assert (await client.get("/staff/audit")).status_code == 200
 
 
 def test_in_development_an_unset_secret_is_random_and_a_published_default_is_refused() -> None:
