@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: run test setup model validate lint chromium npm clean
+.PHONY: run test setup model validate lint audit chromium npm clean
 
 run: setup
 	$(VENV)/bin/indgang run
@@ -40,8 +40,16 @@ model: $(VENV)/.installed $(RASA_VENV)/.installed
 validate: $(RASA_VENV)/.installed
 	$(RASA) data validate --fail-on-warnings --domain bot/domain --data nlu_data/train bot/data --config bot/config.yml
 
+# bandit: findings of medium or high severity fail the build (each exception is a `# nosec` with
+# its reason in the code).
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/bandit --quiet --severity-level medium --recursive indgang webhook actions
+
+# Known vulnerabilities in the installed packages. It asks a vulnerability service over the
+# network, so it is not part of `make test` (see README, "Deploying it for real").
+audit: $(VENV)/.installed
+	$(VENV)/bin/pip-audit --strict --skip-editable
 
 # Browser tests drive Debian's Chromium (Playwright cannot download browsers here).
 chromium:

@@ -13,7 +13,7 @@ from sanic.request import Request
 from actions import nlg
 from indgang.logging_setup import configure_logging
 from indgang.search import get_offer_search
-from indgang.settings import get_settings
+from indgang.settings import get_settings_or_exit
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5055)
     args = parser.parse_args()
-    configure_logging(get_settings().log_level)
+    configure_logging(get_settings_or_exit().log_level)
     app = build_app()
     app.run(host=args.host, port=args.port, single_process=True, access_log=False, motd=False)
 

@@ -6,14 +6,14 @@ import argparse
 import os
 
 from indgang.catalogue import cli as catalogue_cli
-from indgang.settings import get_settings
+from indgang.settings import get_settings, get_settings_or_exit
 from indgang.staff import cli as staff_cli
 
 
 def _run(_args: argparse.Namespace) -> None:
     from indgang import devstack
 
-    devstack.run(get_settings())
+    devstack.run(devstack.launcher_settings())
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = build_parser().parse_args(argv)
+    if args.func is not _run:  # the launcher checks its own settings, local secrets included
+        get_settings_or_exit()
     args.func(args)
 
 

@@ -22,16 +22,18 @@ from urllib.parse import urlparse
 
 import httpx
 import redis
+from dotenv import dotenv_values
 
 from indgang.nlu_examples import NLU_TRAIN_DIR
 from indgang.redis_store import redis_url
-from indgang.settings import PROJECT_DIR, Settings
+from indgang.settings import PROJECT_DIR, SECRET_FIELDS, Settings, load_settings_or_exit, new_secret
 
 BOT_DIR = PROJECT_DIR / "bot"
 MODEL_DIR = BOT_DIR / "models"
 MODEL_PATH = MODEL_DIR / "indgang.tar.gz"
 MODEL_STAMP = MODEL_DIR / "indgang.sha256"
 RUN_DIR = PROJECT_DIR / ".run"
+LOCAL_SECRETS_FILE = RUN_DIR / "secrets.env"
 RASA_BIN = PROJECT_DIR / ".venv-rasa" / "bin" / "rasa"
 RASA_ENV = {"RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2", "OMP_NUM_THREADS": "2"}
 TRAINING_INPUTS = ("config.yml", "domain", "data")
@@ -79,6 +81,36 @@ def ensure_model(force: bool = False) -> Path:
     subprocess.run(command, cwd=PROJECT_DIR, env={**os.environ, **RASA_ENV}, check=True)
     MODEL_STAMP.write_text(digest)
     return MODEL_PATH
+
+
+# --- secrets --------------------------------------------------------------------------------
+
+
+def ensure_local_secrets(path: Path = LOCAL_SECRETS_FILE) -> Path:
+    """Development: random secrets for `indgang run`, made on first use and kept in a file only
+    the user can read, so staff logins and phone hashes outlive a restart."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)  # also a file made before, or by hand, with wider rights
+    known = dotenv_values(path)
+    missing = [name.upper() for name in SECRET_FIELDS if not known.get(name.upper())]
+    if missing:
+        text = path.read_text(encoding="utf-8")
+        separator = "\n" if text and not text.endswith("\n") else ""  # a line added by hand
+        with path.open("a", encoding="utf-8") as file:
+            file.write(separator + "".join(f"{name}={new_secret()}\n" for name in missing))
+        _log(f"wrote random local secrets ({', '.join(missing)}) to {path}")
+    return path
+
+
+def launcher_settings(secrets_file: Path = LOCAL_SECRETS_FILE) -> Settings:
+    """The settings `indgang run` starts every process with. In production they must be complete
+    (else it exits saying what is missing); in development the local secrets fill what the
+    environment and `.env` leave unset."""
+    settings = load_settings_or_exit()
+    if settings.production:
+        return settings
+    return load_settings_or_exit(_env_file=(ensure_local_secrets(secrets_file), ".env"))
 
 
 # --- Redis ----------------------------------------------------------------------------------
@@ -157,18 +189,23 @@ class Stack:
 
     def start_action_server(self) -> None:
         port = urlparse(self.settings.action_server_url).port or 5055
-        self._spawn("actions", [sys.executable, "-m", "actions.server", "--port", str(port)])
+        self._spawn(
+            "actions", [sys.executable, "-m", "actions.server", "--host", "127.0.0.1", "--port", str(port)]
+        )
         self._wait("actions", lambda: _http_ok(f"{self.settings.action_server_url}/health"), 180)
 
     def start_rasa(self, model: Path) -> None:
+        """Rasa on loopback only, its HTTP API behind the token (its REST channel has none)."""
         port = urlparse(self.settings.rasa_url).port or 5005
+        token = self.settings.rasa_auth_token
         self._spawn(
             "rasa",
-            [str(RASA_BIN), "run", "--enable-api", "--interface", "127.0.0.1", "--port", str(port),
+            [str(RASA_BIN), "run", "--enable-api", "--auth-token", token,
+             "--interface", "127.0.0.1", "--port", str(port),
              "--model", str(model), "--endpoints", str(BOT_DIR / "endpoints.yml"),
              "--credentials", str(BOT_DIR / "credentials.yml")],
         )  # fmt: skip
-        self._wait("rasa", lambda: _http_ok(f"{self.settings.rasa_url}/status"), 300)
+        self._wait("rasa", lambda: _http_ok(f"{self.settings.rasa_url}/status", {"token": token}), 300)
 
     def start_gateway(self) -> None:
         self._spawn("gateway", [sys.executable, "-m", "webhook.main"])
@@ -208,9 +245,9 @@ class Stack:
             self.stop(name)
 
 
-def _http_ok(url: str) -> bool:
+def _http_ok(url: str, params: dict[str, str] | None = None) -> bool:
     try:
-        return httpx.get(url, timeout=2.0).status_code == 200
+        return httpx.get(url, params=params, timeout=2.0).status_code == 200
     except httpx.HTTPError:
         return False
 

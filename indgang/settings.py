@@ -1,22 +1,55 @@
 """Settings for every Indgang process, read from the environment (and an optional .env file).
 
 Every variable is documented in README.md; the names are the field names in upper case.
+
+`INDGANG_ENV=production` makes every process refuse to start while a secret is unset, short or a
+published default (the way FastAPI's full-stack template checks its secrets in a validator). In
+development an unset secret gets a random value; `indgang run` keeps its own in a local file.
 """
 
 from __future__ import annotations
 
+import secrets
+import sys
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
 
+# The secrets a deployment must set itself (field names; the variables are these in upper case).
+SECRET_FIELDS = ("phone_hash_key", "webhook_secret", "staff_session_secret", "rasa_auth_token")
+MIN_SECRET_LENGTH = 32
+# Values published with this code or its templates: anyone can sign a cookie or a webhook with them.
+PUBLISHED_DEFAULTS = frozenset({"change-me-in-production", "changethis", "changeme"})
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(MIN_SECRET_LENGTH)  # 43 characters, 256 bits
+
+
+def secret_problem(value: str, production: bool) -> str | None:
+    """Why a secret cannot be used, or None. A published default is refused everywhere."""
+    if value.strip().lower() in PUBLISHED_DEFAULTS:
+        return "is a published default"
+    if production and not value:
+        return "is unset"
+    if production and len(value) < MIN_SECRET_LENGTH:
+        return f"is shorter than {MIN_SECRET_LENGTH} characters"
+    return None
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # development (the default) or production: see the module docstring and README
+    indgang_env: Literal["development", "production"] = "development"
 
     # Redis: REDIS_URL wins; without it the parts below are used (the run command fills them
     # in for its private Redis).
@@ -30,13 +63,14 @@ class Settings(BaseSettings):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
     rasa_url: str = "http://127.0.0.1:5005"
+    rasa_auth_token: str = ""  # Rasa's --auth-token, for its HTTP API (a secret; empty: unset)
     action_server_url: str = "http://127.0.0.1:5055"
     rasa_timeout_seconds: float = 12.0  # under Twilio's 15 s webhook limit
     public_base_url: str = "http://127.0.0.1:8000"
 
     # Data protection
     conversation_ttl_seconds: int = Field(default=60 * 60 * 24 * 30, ge=60)
-    phone_hash_key: str = "change-me-in-production"
+    phone_hash_key: str = ""  # keys the hash of phone numbers (a secret; empty: unset)
 
     # Abuse protection: at most this many messages per conversation per window.
     chat_rate_limit: int = 20
@@ -57,7 +91,7 @@ class Settings(BaseSettings):
 
     # Outbound webhooks to the municipality's systems (comma-separated URLs)
     webhook_urls: str = ""
-    webhook_secret: str = "change-me-in-production"
+    webhook_secret: str = ""  # signs every delivery (a secret; empty: unset)
     # 12 attempts, waiting 5 s and doubling up to 1 h: a receiver may be down for about 2.4 hours
     webhook_max_attempts: int = Field(default=12, ge=1)
     webhook_retry_base_seconds: float = Field(default=5.0, ge=0)
@@ -91,13 +125,80 @@ class Settings(BaseSettings):
 
     # Staff console and handoff
     staff_opening_hours: str = "mon-thu 08:00-15:00; fri 08:00-13:00"  # local time (BOOKING_TIMEZONE)
-    staff_session_secret: str = "change-me-in-production"  # signs the staff session cookie
+    staff_session_secret: str = ""  # signs the staff session cookie (a secret; empty: unset)
     staff_session_seconds: int = Field(default=8 * 60 * 60, ge=60)  # a login lasts one working day
-    staff_cookie_secure: bool = False  # True behind HTTPS: the cookie is never sent in clear text
+    # The cookie only over TLS (and HSTS sent): unset means on in production, off in development.
+    staff_cookie_secure: bool | None = None
 
     log_level: str = "INFO"
+
+    @property
+    def production(self) -> bool:
+        return self.indgang_env == "production"
+
+    @property
+    def webhook_url_list(self) -> list[str]:
+        return [url.strip() for url in self.webhook_urls.split(",") if url.strip()]
+
+    @model_validator(mode="after")
+    def _check_production_safety(self) -> Settings:
+        problems = [
+            f"{name.upper()} {problem}"
+            for name in SECRET_FIELDS
+            if (problem := secret_problem(getattr(self, name), self.production))
+        ]
+        allowed_schemes = ("https",) if self.production else ("https", "http")
+        problems += [  # the scheme and host only: a URL may carry the receiver's own credentials
+            f"WEBHOOK_URLS has {parts.scheme}://{parts.hostname}: only "
+            f"{' or '.join(f'{scheme}://' for scheme in allowed_schemes)} URLs are allowed"
+            f"{' in production' if self.production else ''}"
+            for parts in map(urlsplit, self.webhook_url_list)
+            if parts.scheme not in allowed_schemes or not parts.hostname
+        ]
+        if self.production and self.staff_cookie_secure is False:
+            problems.append("STAFF_COOKIE_SECURE is false: the staff cookie must need TLS in production")
+        if problems:
+            raise PydanticCustomError("insecure_settings", "; ".join(problems))
+        for name in SECRET_FIELDS:
+            if not getattr(self, name):  # development only (production refused it above)
+                setattr(self, name, new_secret())
+        if self.staff_cookie_secure is None:
+            self.staff_cookie_secure = self.production
+        return self
+
+
+def refusal(error: ValidationError) -> str:
+    """The message a process prints when its settings are refused: every problem, and the fix."""
+    problems = [
+        e["msg"]
+        if e["type"] == "insecure_settings"
+        else f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+        for e in error.errors()
+    ]
+    return (
+        "indgang: refusing to start: "
+        + "; ".join(problems)
+        + f". Set each secret to a random value of at least {MIN_SECRET_LENGTH} characters, e.g. from "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`."
+    )
 
 
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def get_settings_or_exit() -> Settings:
+    """For a process's entry point: the settings, or exit non-zero saying what is wrong."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        sys.exit(refusal(exc))
+
+
+def load_settings_or_exit(**sources: Any) -> Settings:
+    """Settings from other sources (e.g. `_env_file=`), or exit non-zero saying what is wrong."""
+    try:
+        return Settings(**sources)
+    except ValidationError as exc:
+        sys.exit(refusal(exc))

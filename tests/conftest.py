@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 
@@ -94,10 +95,9 @@ def sms_settings(base_settings: Settings, fake_twilio: FakeTwilio) -> Settings:
 # --- the web chat: the real gateway serving HTTP in this process, with the dialogue engine down ---
 
 
-@pytest.fixture(scope="session")
-def live_gateway(base_settings: Settings) -> Iterator[str]:
-    """The gateway (pages, SSE, chat API) on a free port, nothing listening where Rasa should be:
-    for browser and streaming tests of everything that does not need the model. Yields its URL."""
+@contextlib.contextmanager
+def serving(settings: Settings) -> Iterator[str]:
+    """The real gateway for `settings`, serving HTTP in this process on a free port; yields its URL."""
     import threading
     import time
 
@@ -105,13 +105,13 @@ def live_gateway(base_settings: Settings) -> Iterator[str]:
 
     from webhook.main import create_app
 
-    dead = f"http://127.0.0.1:{free_port()}"
     port = free_port()
-    settings = base_settings.model_copy(
-        update={"rasa_url": dead, "action_server_url": dead, "gateway_port": port}
-    )
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2
+        create_app(settings.model_copy(update={"gateway_port": port})),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        timeout_graceful_shutdown=2,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="live-gateway", daemon=True)
@@ -123,3 +123,12 @@ def live_gateway(base_settings: Settings) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def live_gateway(base_settings: Settings) -> Iterator[str]:
+    """The gateway (pages, SSE, chat API) on a free port, nothing listening where Rasa should be:
+    for browser and streaming tests of everything that does not need the model. Yields its URL."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    with serving(base_settings.model_copy(update={"rasa_url": dead, "action_server_url": dead})) as url:
+        yield url

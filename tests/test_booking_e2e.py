@@ -76,7 +76,10 @@ class Citizen:
         """The times the form last proposed, as Rasa's tracker holds them."""
         async with httpx.AsyncClient(timeout=30) as client:
             tracker = (
-                await client.get(f"{self.stack.settings.rasa_url}/conversations/{self.id}/tracker")
+                await client.get(
+                    f"{self.stack.settings.rasa_url}/conversations/{self.id}/tracker",
+                    params={"token": self.stack.settings.rasa_auth_token},
+                )
             ).json()
         return tracker["slots"]["booking_proposals"]
 

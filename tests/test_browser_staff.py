@@ -84,7 +84,10 @@ async def test_staff_take_over_answer_live_and_hand_back(browser: Browser, stack
     conversation_id = await chat.conversation_id()
     async with httpx.AsyncClient() as http:
         tracker = (
-            await http.get(f"{stack.settings.rasa_url}/conversations/{conversation_id}/tracker")
+            await http.get(
+                f"{stack.settings.rasa_url}/conversations/{conversation_id}/tracker",
+                params={"token": stack.settings.rasa_auth_token},
+            )
         ).json()
     staff_turns = [
         e for e in tracker["events"] if e["event"] == "bot" and "Hvor gammel" in (e.get("text") or "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import uuid
 
 import httpx
@@ -63,6 +64,44 @@ def test_a_described_need_round_trips_through_the_action_server_into_redis(
         timeout=10,
     ).json()
     assert [m["from"] for m in messages["messages"]][:2] == ["user", "bot"]
+
+
+def outward_address() -> str | None:
+    """This machine's address on its network (not loopback), if it has one. A UDP connect sends
+    nothing; it only picks the interface a packet would leave by."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if address.startswith("127.") else address
+
+
+def reachable(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError:
+        return False
+    return True
+
+
+def test_rasa_is_private_loopback_only_and_its_api_needs_the_token(stack: Stack) -> None:
+    rasa = stack.settings.rasa_url
+    token = {"token": stack.settings.rasa_auth_token}
+    tracker = f"{rasa}/conversations/{new_id()}/tracker"
+    assert httpx.get(f"{rasa}/status", timeout=10).status_code == 401
+    assert httpx.get(tracker, timeout=10).status_code == 401
+    assert httpx.get(tracker, params={"token": "wrong"}, timeout=10).status_code == 401
+    assert httpx.post(f"{tracker}/events", json={"event": "bot", "text": "x"}, timeout=10).status_code == 401
+    assert httpx.get(tracker, params=token, timeout=10).status_code == 200
+    address = outward_address()
+    if address is not None:  # on a machine with a network: reachable there, but nothing of ours
+        with socket.create_server((address, 0)) as control:
+            assert reachable(address, control.getsockname()[1])
+        for url in (rasa, stack.settings.action_server_url):
+            port = int(url.rsplit(":", 1)[1])
+            assert reachable("127.0.0.1", port) and not reachable(address, port), url
 
 
 def test_asking_for_a_person_requests_a_handoff(stack: Stack) -> None:

@@ -23,9 +23,22 @@ async def test_accounts_refuse_bad_names_short_passwords_and_duplicates(redis: a
         await add_account(redis, "mette", "kort")
     await add_account(redis, "Mette", "langt-nok-kodeord", Role.ADMIN, "Mette Hansen")
     with pytest.raises(AccountError, match="exists"):
-        await add_account(redis, "mette", "et-andet-kodeord")
+        await add_account(redis, "mette", "et-andet-kodeord", display_name="Mette")
     member = await authenticate(redis, "METTE ", "langt-nok-kodeord")
     assert member is not None and member.is_admin and member.display_name == "Mette Hansen"
+
+
+@pytest.mark.parametrize("role", list(Role))
+async def test_every_account_needs_a_display_name_since_every_role_replies_to_citizens(
+    redis: aioredis.Redis, role: Role
+) -> None:
+    """Citizens read the display name on staff replies: never the login name by default."""
+    for missing in (None, "", "   "):
+        with pytest.raises(AccountError, match="display name"):
+            await add_account(redis, "jonas", "langt-nok-kodeord", role, missing)
+    assert await get_account(redis, "jonas") is None
+    member = await add_account(redis, "jonas", "langt-nok-kodeord", role, " Jonas Berg ")
+    assert member.display_name == "Jonas Berg" == (await get_account(redis, "jonas")).display_name
 
 
 async def test_the_cli_adds_an_account_that_can_log_in(
@@ -43,6 +56,18 @@ async def test_the_cli_adds_an_account_that_can_log_in(
         "admin",
         "--password-stdin",
     ]
+    unnamed = subprocess.run(
+        command,
+        input="hemmeligt-kodeord\n",
+        env=env,
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert unnamed.returncode == 2 and "--name" in unnamed.stderr
+    assert await get_account(redis, "jonas") is None
+    command += ["--name", "Jonas"]
     done = subprocess.run(
         command,
         input="hemmeligt-kodeord\n",

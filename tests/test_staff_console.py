@@ -90,7 +90,7 @@ async def test_pages_and_api_need_a_login(http: httpx.AsyncClient) -> None:
 async def test_a_wrong_password_is_refused_and_a_right_one_logs_in(
     login: Login, http: httpx.AsyncClient, redis: aioredis.Redis
 ) -> None:
-    await add_account(redis, "mette", PASSWORD)
+    await add_account(redis, "mette", PASSWORD, display_name="Mette")
     assert await authenticate(redis, "mette", "forkert-kodeord") is None
     assert await authenticate(redis, "ukendt", PASSWORD) is None
     stored = await redis.hget(keys.staff_account("mette"), "password_hash")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import threading
 import time
 from collections import Counter
@@ -21,8 +22,15 @@ from indgang import keys
 from indgang.devstack import free_port
 from indgang.events import EventType, emit
 from indgang.redis_store import connect
-from indgang.settings import Settings
-from indgang.webhooks import SIGNATURE_HEADER, WebhookDispatcher, dead_letters, retry_dead_letter, verify
+from indgang.settings import PROJECT_DIR, Settings
+from indgang.webhooks import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    WebhookDispatcher,
+    dead_letters,
+    retry_dead_letter,
+    verify,
+)
 from indgang.webhooks.dispatcher import GROUP
 
 pytestmark = pytest.mark.anyio
@@ -137,14 +145,69 @@ async def test_an_event_arrives_signed_with_its_id(
     event = await emit(redis, EventType.HANDOFF_REQUESTED, {"conversation_id": "c1", "reason": "crisis"})
     assert await dispatcher.run_once() == 1
     [(headers, body)] = receiver.received
-    assert verify(body, SECRET, headers[SIGNATURE_HEADER])
-    assert not verify(body, "another secret", headers[SIGNATURE_HEADER])
-    assert not verify(body.replace(b"crisis", b"crises"), SECRET, headers[SIGNATURE_HEADER])
+    stamp, signature = headers[TIMESTAMP_HEADER], headers[SIGNATURE_HEADER]
+    assert abs(int(stamp) - time.time()) < 5
+    assert verify(body, SECRET, stamp, signature)
+    assert not verify(body, "another secret", stamp, signature)
+    assert not verify(body.replace(b"crisis", b"crises"), SECRET, stamp, signature)
     assert json.loads(body) == event
     assert headers["X-Indgang-Event"] == "handoff.requested" and headers["Content-Type"] == "application/json"
     assert headers["X-Indgang-Delivery-Attempt"] == "1"
     assert await dispatcher.run_once() == 0 and await pending_entries(redis) == 0  # acknowledged
     assert len(receiver.received) == 1
+
+
+async def test_a_replayed_delivery_is_rejected_and_the_signature_covers_the_timestamp(
+    redis: aioredis.Redis, base_settings: Settings, http: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    clock = Clock()
+    clock.now = time.time()
+    dispatcher = WebhookDispatcher(redis, settings_for(base_settings, receiver.url), http, clock)
+    await emit(redis, EventType.BOOKING_CREATED, {"booking_id": "b1"})
+    assert await dispatcher.run_once() == 1
+    [(headers, body)] = receiver.received
+    stamp, signature = headers[TIMESTAMP_HEADER], headers[SIGNATURE_HEADER]
+    assert stamp == str(int(clock.now))
+    assert verify(body, SECRET, stamp, signature, now=clock.now + 299)
+    # Captured and sent again six minutes later: refused as it was sent...
+    assert not verify(body, SECRET, stamp, signature, now=clock.now + 360)
+    # ...and with a fresh timestamp the signature no longer matches.
+    fresh = str(int(clock.now + 360))
+    assert not verify(body, SECRET, fresh, signature, now=clock.now + 360)
+    assert not verify(body, SECRET, None, signature) and not verify(body, SECRET, "soon", signature)
+
+
+def documented_receiver() -> object:
+    """`is_authentic` from docs/webhooks.md, run as a municipality would copy it."""
+    docs = (PROJECT_DIR / "docs" / "webhooks.md").read_text(encoding="utf-8")
+    namespace: dict[str, object] = {}
+    exec(re.search(r"```python\n(.*?)```", docs, re.S)[1], namespace)  # our own docs, as a reader copies them
+    return namespace["is_authentic"]
+
+
+async def test_the_documented_receiver_accepts_a_delivery_and_rejects_its_replay(
+    redis: aioredis.Redis, base_settings: Settings, http: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    is_authentic = documented_receiver()
+    clock = Clock()
+    clock.now = time.time()
+    dispatcher = WebhookDispatcher(redis, settings_for(base_settings, receiver.url), http, clock)
+    await emit(redis, EventType.CRISIS_DETECTED, {"conversation_id": "c9"})
+    await dispatcher.run_once()
+    [(headers, body)] = receiver.received
+    stamp, signature = headers[TIMESTAMP_HEADER], headers[SIGNATURE_HEADER]
+    assert is_authentic(SECRET, stamp, signature, body)
+    assert not is_authentic("another secret", stamp, signature, body)
+    assert not is_authentic(SECRET, str(int(stamp) - 60), signature, body)  # another time, old signature
+
+    # The same delivery six minutes on: the dispatcher's clock sent it that long ago.
+    receiver.received.clear()
+    clock.now = time.time() - 360
+    await emit(redis, EventType.CRISIS_DETECTED, {"conversation_id": "c9"})
+    await dispatcher.run_once()
+    [(headers, body)] = receiver.received
+    assert verify(body, SECRET, headers[TIMESTAMP_HEADER], headers[SIGNATURE_HEADER], now=clock.now)
+    assert not is_authentic(SECRET, headers[TIMESTAMP_HEADER], headers[SIGNATURE_HEADER], body)
 
 
 async def test_a_failing_receiver_gets_retries_with_the_same_event(
@@ -165,6 +228,9 @@ async def test_a_failing_receiver_gets_retries_with_the_same_event(
     assert await dispatcher.run_once() == 1
     bodies = {body for _, body in receiver.received}
     assert len(receiver.received) == 3 and len(bodies) == 1  # the same bytes, so the same event id
+    # each attempt is signed when it is sent, so a late retry is not taken for a replay
+    stamps = [headers[TIMESTAMP_HEADER] for headers, _ in receiver.received]
+    assert stamps == [str(int(1_000_000 + elapsed)) for elapsed in (0, 10, 30)]
     assert receiver.attempts() == ["1", "2", "3"]
     clock.now += 1000
     assert await dispatcher.run_once() == 0 and len(receiver.received) == 3

@@ -1,4 +1,9 @@
-"""Reject request bodies over the contract's size limit before anything reads them."""
+"""Reject request bodies over the contract's size limit (413) before anything reads them.
+
+The body is read here, up to the limit, before the app sees it: a body sent in chunks without
+Content-Length is refused the same way as a declared one (counted inside the app, FastAPI would
+turn the error into its own 400 for an unreadable body).
+"""
 
 from __future__ import annotations
 
@@ -22,20 +27,24 @@ class BodySizeLimit:
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
             await self._reject(send)
             return
+        received: list[Message] = []
         seen = 0
-
-        async def counting_receive() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
+            received.append(message)
+            if message["type"] != "http.request":
+                break  # the client went away: the app sees that as it would have
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
-                raise _TooLarge
-            return message
+                await self._reject(send)
+                return
+            if not message.get("more_body", False):
+                break
 
-        try:
-            await self.app(scope, counting_receive, send)
-        except _TooLarge:
-            await self._reject(send)
+        async def replay() -> Message:
+            return received.pop(0) if received else await receive()
+
+        await self.app(scope, replay, send)
 
     async def _reject(self, send: Send) -> None:
         body = json.dumps({"error": "body_too_large", "detail": f"at most {self.max_bytes} bytes"}).encode()
@@ -50,7 +59,3 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass

@@ -15,10 +15,11 @@ from indgang.i18n import t
 from indgang.inbound import Inbound
 from indgang.logging_setup import configure_logging
 from indgang.redis_store import connect
-from indgang.settings import Settings, get_settings
+from indgang.settings import Settings, get_settings, get_settings_or_exit
 from indgang.sms.sender import SmsSender
 from indgang.webhooks import WebhookDispatcher
 from webhook.citizen import NoAccess, no_access
+from webhook.hsts import StrictTransportSecurity
 from webhook.limits import BodySizeLimit
 from webhook.rasa_engine import RasaEngine
 from webhook.routers import bookings, chat, chat_stream, health, offers, pages, staff, staff_api, twilio
@@ -36,7 +37,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = connect(settings)
         async with httpx.AsyncClient() as http:
-            engine = RasaEngine(http, settings.rasa_url, settings.rasa_timeout_seconds)
+            engine = RasaEngine(
+                http, settings.rasa_url, settings.rasa_auth_token, settings.rasa_timeout_seconds
+            )
             app.state.gateway = GatewayState(
                 settings=settings, redis=redis, http=http, inbound=Inbound(redis, engine, settings)
             )
@@ -60,6 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit)
     middleware, options = session_middleware(settings)
     app.add_middleware(middleware, **options)
+    if settings.production:
+        app.add_middleware(StrictTransportSecurity)
     app.add_exception_handler(LoginRequired, login_required)
     app.add_exception_handler(Forbidden, forbidden)
     app.add_exception_handler(NoAccess, no_access)
@@ -100,7 +105,7 @@ def run() -> None:
     """Entry point for `python -m webhook.main`: serve with uvicorn on the configured address."""
     import uvicorn
 
-    settings = get_settings()
+    settings = get_settings_or_exit()
     configure_logging(settings.log_level)
     uvicorn.run(
         create_app(settings),

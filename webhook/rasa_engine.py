@@ -37,10 +37,14 @@ def to_replies(messages: list[dict[str, Any]]) -> list[Reply]:
 
 
 class RasaEngine:
-    def __init__(self, client: httpx.AsyncClient, rasa_url: str, timeout: float) -> None:
+    """Rasa's REST channel takes no token (only the network keeps it private); its HTTP API
+    (`--enable-api`) needs Rasa's `--auth-token`, sent as the `token` query parameter."""
+
+    def __init__(self, client: httpx.AsyncClient, rasa_url: str, auth_token: str, timeout: float) -> None:
         self.client = client
         self.base = rasa_url.rstrip("/")
         self.url = f"{self.base}/webhooks/rest/webhook"
+        self.auth = {"token": auth_token}
         self.timeout = timeout
 
     async def send(self, conversation_id: str, text: str, metadata: dict[str, Any]) -> list[Reply]:
@@ -59,7 +63,7 @@ class RasaEngine:
         event = {"event": "bot", "text": text, "metadata": {"staff": staff}}
         url = f"{self.base}/conversations/{quote(conversation_id, safe='')}/tracker/events"
         try:
-            response = await self.client.post(url, json=event, timeout=self.timeout)
+            response = await self.client.post(url, json=event, params=self.auth, timeout=self.timeout)
             response.raise_for_status()
         except httpx.HTTPError as exc:
             log.warning("staff turn not recorded in Rasa: %s", type(exc).__name__)

@@ -55,10 +55,14 @@ async def add_account(
         raise AccountError("a username is 2-40 characters: a-z, 0-9, dot, dash or underscore")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AccountError(f"a password has at least {MIN_PASSWORD_LENGTH} characters")
+    # Every role can reply to citizens, who see this name: it is chosen, never the login name.
+    display_name = (display_name or "").strip()
+    if not display_name:
+        raise AccountError("a display name is needed (--name): citizens see it on every reply")
     key = keys.staff_account(username)
     if not replace and await redis.exists(key):
         raise AccountError(f"the account {username!r} exists already (use --replace to change it)")
-    member = StaffMember(username=username, role=Role(role), display_name=display_name or username)
+    member = StaffMember(username=username, role=Role(role), display_name=display_name)
     await redis.hset(
         key,
         mapping={

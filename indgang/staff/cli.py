@@ -18,7 +18,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     add = commands.add_parser("add", help="add a staff account (the password is asked for)")
     add.add_argument("username")
     add.add_argument("--role", choices=[r.value for r in Role], default=Role.STAFF.value)
-    add.add_argument("--name", help="the name citizens and colleagues see (default: the username)")
+    add.add_argument("--name", required=True, help="the name citizens and colleagues see on replies")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     add.add_argument("--replace", action="store_true", help="change an existing account")
     add.set_defaults(func=add_command)

@@ -34,7 +34,7 @@ from redis.exceptions import ResponseError
 from indgang import keys
 from indgang.background import BackgroundLoop
 from indgang.settings import Settings
-from indgang.webhooks.signing import SIGNATURE_HEADER, sign
+from indgang.webhooks.signing import sign
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class WebhookDispatcher:
         self.http = http
         self.clock = clock
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.urls = [url.strip() for url in settings.webhook_urls.split(",") if url.strip()]
+        self.urls = settings.webhook_url_list
         # A round must finish before another gateway takes its entries or retries over, even
         # when every receiver times out.
         self.lease_seconds = self._worst_case_seconds(BATCH)
@@ -193,7 +193,7 @@ class WebhookDispatcher:
         body = delivery.body.encode()
         headers = {
             "Content-Type": "application/json",
-            SIGNATURE_HEADER: sign(body, self.settings.webhook_secret),
+            **sign(body, self.settings.webhook_secret, self.clock()),
             "X-Indgang-Event": event["type"],
             "X-Indgang-Delivery-Attempt": str(attempts),
         }

@@ -19,9 +19,9 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-async def _http_ok(client: httpx.AsyncClient, url: str) -> bool:
+async def _http_ok(client: httpx.AsyncClient, url: str, params: dict[str, str] | None = None) -> bool:
     try:
-        response = await client.get(url, timeout=2.0)
+        response = await client.get(url, params=params, timeout=2.0)
     except httpx.HTTPError:
         return False
     return response.status_code == 200
@@ -39,7 +39,7 @@ async def readyz(state: StateDep) -> JSONResponse:
     s = state.settings
     redis_ok, rasa_ok, actions_ok = await asyncio.gather(
         _redis_ok(state),
-        _http_ok(state.http, f"{s.rasa_url.rstrip('/')}/status"),
+        _http_ok(state.http, f"{s.rasa_url.rstrip('/')}/status", {"token": s.rasa_auth_token}),
         _http_ok(state.http, f"{s.action_server_url.rstrip('/')}/health"),
     )
     checks = {
