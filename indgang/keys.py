@@ -146,6 +146,12 @@ def staff_account(username: str) -> str:
     return f"{PREFIX}:staff:account:{username}"
 
 
+def staff_opened(username: str, conversation_id: str) -> str:
+    """Marker that an admin recorded why they open a conversation that never asked for a person;
+    it lasts one login (STAFF_SESSION_SECONDS)."""
+    return f"{PREFIX}:staff:opened:{username}:{conversation_id}"
+
+
 def staff_audit() -> str:
     """Stream: every staff access to a conversation (who, what, when); only ever appended to."""
     return f"{PREFIX}:staff:audit"

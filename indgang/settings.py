@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     staff_cookie_secure: bool = False  # True behind HTTPS: the cookie is never sent in clear text
 
     log_level: str = "INFO"
+    # Prometheus scrapes the gateway's metrics here, off the public port (unset: admins only, /metrics)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
 
 @lru_cache

@@ -174,11 +174,3 @@ def test_rasa_messages_map_into_replies() -> None:
     assert replies[0].buttons[0].payload == "/affirm"
     assert replies[0].offers[0].type == "vaerested"
     assert replies[1].crisis is True and replies[0].crisis is False
-
-
-def test_metrics_count_turns_without_personal_data(client: TestClient) -> None:
-    citizen = Citizen(client, "metrics")
-    citizen.chat("jeg vil slå mig selv ihjel")
-    text = client.get("/metrics").text
-    assert 'indgang_crisis_total{channel="web"}' in text
-    assert citizen.id not in text and "ihjel" not in text
