@@ -20,6 +20,7 @@ from indgang.settings import Settings, get_settings
 from indgang.sms.sender import SmsSender
 from indgang.staff.console import NotAllowed
 from indgang.webhooks import WebhookDispatcher
+from webhook.access_log import AccessLog
 from webhook.citizen import NoAccess, no_access
 from webhook.limits import BodySizeLimit
 from webhook.rasa_engine import RasaEngine
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit)
     middleware, options = session_middleware(settings)
     app.add_middleware(middleware, **options)
+    app.add_middleware(AccessLog)  # the outermost: it times and logs every request
     app.add_exception_handler(LoginRequired, login_required)
     app.add_exception_handler(Forbidden, forbidden)
     app.add_exception_handler(NotAllowed, not_allowed)
@@ -119,6 +121,7 @@ def run() -> None:
         host=settings.gateway_host,
         port=settings.gateway_port,
         log_config=None,
+        access_log=False,  # it logs paths and queries with personal data: webhook.access_log instead
         proxy_headers=True,
     )
 
