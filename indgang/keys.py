@@ -68,6 +68,7 @@ def conversation_keys(conversation_id: str) -> list[str]:
         sms_choices(conversation_id),
         sms_erase_pending(conversation_id),
         sms_deliveries(conversation_id),
+        staff_opened(conversation_id),
     ]
 
 
@@ -141,15 +142,15 @@ def sms_opt_out(conversation_id: str) -> str:
 # --- the staff console ---
 
 
+def staff_opened(conversation_id: str) -> str:
+    """Hash: admin username -> epoch until which they may open this conversation, which never
+    asked for a person, after recording why (one login, STAFF_SESSION_SECONDS)."""
+    return f"{PREFIX}:conv:{conversation_id}:staff:opened"
+
+
 def staff_account(username: str) -> str:
     """Hash: password_hash (argon2), role, display_name. Kept until the account is removed."""
     return f"{PREFIX}:staff:account:{username}"
-
-
-def staff_opened(username: str, conversation_id: str) -> str:
-    """Marker that an admin recorded why they open a conversation that never asked for a person;
-    it lasts one login (STAFF_SESSION_SECONDS)."""
-    return f"{PREFIX}:staff:opened:{username}:{conversation_id}"
 
 
 def staff_audit() -> str:

@@ -112,6 +112,11 @@ async def test_every_staff_view_is_audited(
     assert ("inbox", "", "stream") in seen
     assert ("view", conv, "stream") in seen
 
+    admin = await login("anne", Role.ADMIN)
+    assert (await admin.get("/staff/audit")).status_code == 200
+    assert (await admin.get("/staff/webhooks")).status_code == 200
+    assert {("audit_log", "", "page"), ("dead_letters", "", "page")} <= set(await actions(redis, "anne"))
+
 
 async def test_the_api_docs_and_the_metrics_are_for_admins(
     login: Login,  # noqa: F811

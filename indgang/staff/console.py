@@ -7,6 +7,7 @@ they hold; an admin opens any other only after recording why, and that reason is
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,9 +62,8 @@ class StaffConsole:
         state = await handoff.get(self.redis, conversation_id)
         if state.requested_at is not None or state.staff == member.username:
             return True  # asked for a person (now or before), or is this member's
-        return member.is_admin and bool(
-            await self.redis.exists(keys.staff_opened(member.username, conversation_id))
-        )
+        until = await self.redis.hget(keys.staff_opened(conversation_id), member.username)
+        return member.is_admin and until is not None and float(until) > time.time()
 
     async def _require_access(self, conversation_id: str, member: StaffMember) -> None:
         if not await self.may_open(conversation_id, member):
@@ -74,11 +74,11 @@ class StaffConsole:
         if not member.is_admin:
             raise NotAllowed("only an admin may open a conversation with a reason")
         await audit.record(self.redis, member.username, "open", conversation_id, detail=reason)
-        await self.redis.set(
-            keys.staff_opened(member.username, conversation_id),
-            reason,
-            ex=self.settings.staff_session_seconds,
-        )
+        lasts = self.settings.staff_session_seconds
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.staff_opened(conversation_id), member.username, int(time.time()) + lasts)
+            pipe.expire(keys.staff_opened(conversation_id), lasts)
+            await pipe.execute()
 
     async def watch(self, conversation_id: str, member: StaffMember) -> None:
         """Before the conversation's live stream: the same rule as the page, and audited."""

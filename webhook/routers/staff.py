@@ -272,11 +272,13 @@ async def conversation_action(
 
 @router.get("/audit", response_class=HTMLResponse)
 async def audit_page(request: Request, member: AdminDep, redis: RedisDep) -> HTMLResponse:
+    await audit.record(redis, member.username, "audit_log", detail="page")
     return _page(request, "audit.html", member, entries=await audit.entries(redis))
 
 
 @router.get("/webhooks", response_class=HTMLResponse)
 async def webhooks_page(request: Request, member: AdminDep, redis: RedisDep) -> HTMLResponse:
+    await audit.record(redis, member.username, "dead_letters", detail="page")
     return _page(request, "webhooks.html", member, letters=await dead_letters(redis))
 
 
