@@ -144,7 +144,9 @@ def _reset() -> list[EventType]:
 
 
 async def _tovholdere(tracker: Tracker) -> tuple[list[Tovholder], bool]:
-    """The moved booking's tovholder, the citizen's own, or the team for their needs."""
+    """The moved booking's tovholder, the citizen's own, or the team for their needs. The own
+    tovholder is known only from the verified SMS sender: a number typed on the web is a contact
+    detail, and looking it up would tell anyone whose number it is that the owner is a client."""
     settings = context.settings()
     redis = context.redis()
     moving = tracker.get_slot("booking_moving")
@@ -160,7 +162,7 @@ async def _tovholdere(tracker: Tracker) -> tuple[list[Tovholder], bool]:
     return await tovholdere_for(
         redis,
         settings,
-        tracker.get_slot("booking_phone"),
+        _sender_phone(tracker),
         areas,
         tracker.get_slot("municipality"),
         MeetingKind(kind) if kind else None,

@@ -156,9 +156,9 @@ class Inbound:
                 "about_other": assessment.about_other,
             },
         )
-        # The id links to a conversation, so only the risk tier is logged beside it: which layers
-        # fired is counted in metrics, never tied to a person's conversation in the log.
-        log.warning("crisis detected", extra={"conversation_id": conversation_id, "risk": assessment.risk})
+        # No conversation id beside a risk in the log: the event above carries that link, to the
+        # municipality's systems only; which layers fired is counted in metrics.
+        log.warning("crisis detected", extra={"channel": channel, "risk": assessment.risk})
         for layer in assessment.layers:
             metrics.SAFETY_LAYERS.labels(layer, assessment.risk).inc()
         return [reply]
@@ -192,7 +192,7 @@ class Inbound:
             return replies, False
         except EngineUnavailable as exc:
             metrics.ENGINE_FAILURES.inc()
-            log.error("dialogue engine unavailable: %s", exc, extra={"conversation_id": conversation_id})
+            log.error("dialogue engine unavailable: %s", exc)
             if text.strip() == REQUEST_HUMAN_PAYLOAD:
                 # The engine is down, but a person can still be reached through the gateway alone.
                 await handoff.request_person(

@@ -68,6 +68,7 @@ def conversation_keys(conversation_id: str) -> list[str]:
         sms_choices(conversation_id),
         sms_erase_pending(conversation_id),
         sms_deliveries(conversation_id),
+        staff_opened(conversation_id),
     ]
 
 
@@ -139,6 +140,12 @@ def sms_opt_out(conversation_id: str) -> str:
 
 
 # --- the staff console ---
+
+
+def staff_opened(conversation_id: str) -> str:
+    """Hash: admin username -> epoch until which they may open this conversation, which never
+    asked for a person, after recording why (one login, STAFF_SESSION_SECONDS)."""
+    return f"{PREFIX}:conv:{conversation_id}:staff:opened"
 
 
 def staff_account(username: str) -> str:

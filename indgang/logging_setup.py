@@ -1,7 +1,9 @@
 """Structured JSON logs for every process.
 
-Message text and phone numbers never go to the logs at INFO: log records carry ids, states and
-rule names only. Conversation ids of SMS conversations are keyed hashes of the number.
+No personal data goes to the logs: no message text, phone number, name, conversation id or
+token, and never a risk beside anything that identifies a conversation. Records carry states,
+counts, rule names and the ids of our own records (events, bookings, SMS sids). Requests are
+logged by webhook.access_log as method, route template, status and duration.
 """
 
 from __future__ import annotations
@@ -20,3 +22,6 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # httpx logs full URLs at INFO, which may carry query text: keep it quiet.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # uvicorn's access log writes full paths and queries and the client's address; the gateway
+    # turns it off, and this keeps it off under any other way of starting uvicorn.
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)

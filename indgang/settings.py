@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     staff_cookie_secure: bool | None = None
 
     log_level: str = "INFO"
+    # Prometheus scrapes the gateway's metrics here, off the public port (unset: admins only, /metrics)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     @property
     def production(self) -> bool:

@@ -162,3 +162,37 @@ async def test_a_phone_number_in_web_metadata_is_not_identity(test_redis, base_s
     dispatcher = CollectingDispatcher()
     await booking.ActionBookingChange().run(dispatcher, attempt("flyt min tid", "change_booking", "sms"), {})
     assert "Du har ingen" not in " ".join(m.get("text") or "" for m in dispatcher.messages)
+
+
+@pytest.mark.anyio
+async def test_a_phone_number_typed_on_the_web_reveals_no_tovholder(
+    test_redis, base_settings, monkeypatch
+) -> None:
+    """The attack: typing someone's number into the web booking form named that person's
+    tovholder ("din tovholder, Mette"), which tells that they are a client of the specialised
+    social area. A typed number is only a contact detail: the web proposes the team's times.
+    The same number as the verified SMS sender still keeps the citizen's own tovholder."""
+    monkeypatch.setattr(context, "settings", lambda: base_settings)
+    calendar = Calendar.from_settings(base_settings)
+    victim = "+4520998866"
+    await book(
+        test_redis,
+        base_settings,
+        Slot(calendar.directory.get("mette"), at(4, 10)),
+        request("sms-victim-2", phone=victim, channel="sms"),
+        now=MONDAY,
+    )
+
+    def asked(channel: str, sender: str) -> Tracker:
+        slots = {"booking_phone": victim, "booking_kind": "phone"}
+        found = tracker("20998866", "inform", slots=slots, sender=sender)
+        found.latest_message["metadata"] = {"language": "da", "channel": channel, "phone": victim}
+        return found
+
+    dispatcher = CollectingDispatcher()
+    await booking.AskSlot().run(dispatcher, asked("web", "web-attacker-0002"), {})
+    said = " ".join(m.get("text") or "" for m in dispatcher.messages)
+    assert "din tovholder" not in said and "Mette" not in said, said
+    dispatcher = CollectingDispatcher()
+    await booking.AskSlot().run(dispatcher, asked("sms", "sms-victim-2"), {})
+    assert "din tovholder, Mette" in " ".join(m.get("text") or "" for m in dispatcher.messages)

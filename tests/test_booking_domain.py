@@ -239,3 +239,19 @@ async def test_erasing_a_conversation_cancels_and_forgets_its_booking(
     cancelled = await events_of(redis, "booking.cancelled")
     assert [e["data"]["reason"] for e in cancelled] == ["erased"]
     assert not await erase_conversation_booking(redis, base_settings, "never-booked")
+
+
+async def test_a_number_typed_on_the_web_does_not_replace_the_citizens_tovholder(
+    redis: aioredis.Redis, base_settings: Settings, calendar: Calendar
+) -> None:
+    """The attack: a web visitor books with someone else's number to tie that number to another
+    tovholder. A web number is unproven: it may start a link, never replace one."""
+    victim = "+4520555111"
+    await book(
+        redis, base_settings, slot_of(calendar, "mette", 4, 10), request("sms-own", victim, "sms"), MONDAY
+    )
+    await book(
+        redis, base_settings, slot_of(calendar, "lars", 5, 10), request("web-other", victim, "web"), MONDAY
+    )
+    people, own = await tovholdere_for(redis, base_settings, victim)
+    assert own and [p.id for p in people] == ["mette"]

@@ -257,11 +257,11 @@ async def test_move_and_cancel_free_the_time_and_the_tovholder_stays(
         "citizen",
     ]
 
-    # The next booking from this number is with the same tovholder, also in a new conversation.
+    # Another web conversation that types the same number learns nothing about its owner: a typed
+    # number is a contact detail. (The SMS sender keeps their own tovholder: test_actions.py.)
     later = Citizen(stack)
     await later.fill_in_up_to_the_time(phone)
-    assert f"din tovholder, {first.tovholder_name}" in later.text
-    assert {p["tovholder"] for p in await later.proposals()} == {first.tovholder}
+    assert "din tovholder" not in later.text and later.buttons
 
 
 async def test_saying_no_or_aflys_while_collecting_stores_nothing(

@@ -176,9 +176,27 @@ def test_rasa_messages_map_into_replies() -> None:
     assert replies[1].crisis is True and replies[0].crisis is False
 
 
-def test_metrics_count_turns_without_personal_data(client: TestClient) -> None:
-    citizen = Citizen(client, "metrics")
-    citizen.chat("jeg vil slå mig selv ihjel")
-    text = client.get("/metrics").text
-    assert 'indgang_crisis_total{channel="web"}' in text
-    assert citizen.id not in text and "ihjel" not in text
+def test_the_access_log_keeps_the_route_template_and_no_personal_data(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    citizen = Citizen(client, "access")
+    with caplog.at_level("INFO"):
+        assert citizen.chat("min kæreste slår mig hver dag og jeg er bange").json()["replies"][0]["crisis"]
+        assert citizen.messages().status_code == 200
+        assert client.get("/api/v1/offers", params={"q": "krisecenter zyxwvutsrq"}).status_code == 200
+        assert client.get("/no/such/path").status_code == 404
+    access = [r for r in caplog.records if r.name == "indgang.access"]
+    assert [(r.method, r.route, r.status) for r in access] == [
+        ("POST", "/api/v1/chat", 200),
+        ("GET", "/api/v1/chat/{conversation_id}/messages", 200),
+        ("GET", "/api/v1/offers", 200),
+        ("GET", "(no route)", 404),
+    ]
+    assert all(r.duration_ms >= 0 for r in access)
+    # what the gateway logged (the test's own HTTP client logs its URLs, as a browser would keep them)
+    logged = "\n".join(
+        f"{r.getMessage()} {r.__dict__}" for r in caplog.records if not r.name.startswith("httpx")
+    )
+    assert "crisis detected" in logged  # logged, but with no conversation beside it
+    for secret in (citizen.id, citizen.token, "zyxwvutsrq", "krisecenter", "kæreste"):
+        assert secret not in logged, secret

@@ -112,7 +112,8 @@ async def test_a_wrong_password_is_refused_and_a_right_one_logs_in(
     logout = await client.post("/staff/logout", data={"csrf_token": client.headers[CSRF_HEADER]})
     assert logout.status_code == 303
     assert (await client.get("/staff")).status_code == 303  # logged out
-    assert [e.action for e in await audit.entries(redis)][:2] == ["logout", "login"]
+    logins = [e.action for e in await audit.entries(redis) if e.action != "inbox"]  # each page is audited
+    assert logins[:2] == ["logout", "login"]
     assert (
         await http.post("/staff/login", data={"username": "mette", "password": PASSWORD})
     ).status_code == 403

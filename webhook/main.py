@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from prometheus_client import start_http_server
 
 from indgang.booking.notifications import BookingNotifier
 from indgang.i18n import t
@@ -17,7 +18,9 @@ from indgang.logging_setup import configure_logging
 from indgang.redis_store import connect
 from indgang.settings import Settings, get_settings, get_settings_or_exit
 from indgang.sms.sender import SmsSender
+from indgang.staff.console import NotAllowed
 from indgang.webhooks import WebhookDispatcher
+from webhook.access_log import AccessLog
 from webhook.citizen import NoAccess, no_access
 from webhook.hsts import StrictTransportSecurity
 from webhook.limits import BodySizeLimit
@@ -59,14 +62,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="One entrance to the municipality's specialised social area (see api.md).",
         lifespan=lifespan,
+        docs_url=None,  # served by the health router, for admins only
+        redoc_url=None,
     )
     app.add_middleware(BodySizeLimit)
     middleware, options = session_middleware(settings)
     app.add_middleware(middleware, **options)
     if settings.production:
         app.add_middleware(StrictTransportSecurity)
+    app.add_middleware(AccessLog)  # the outermost: it times and logs every request
     app.add_exception_handler(LoginRequired, login_required)
     app.add_exception_handler(Forbidden, forbidden)
+    app.add_exception_handler(NotAllowed, not_allowed)
     app.add_exception_handler(NoAccess, no_access)
     app.include_router(health.router)
     app.include_router(chat.router)
@@ -101,17 +108,25 @@ async def forbidden(request: Request, exc: Exception) -> Response:
     return PlainTextResponse(t(f"staff.console.{exc.text_key}", lang), status_code=403)
 
 
+async def not_allowed(request: Request, exc: Exception) -> Response:
+    """A conversation the staff member may not open (indgang.staff.console's rule)."""
+    return await forbidden(request, Forbidden(str(exc), "not_allowed"))
+
+
 def run() -> None:
     """Entry point for `python -m webhook.main`: serve with uvicorn on the configured address."""
     import uvicorn
 
     settings = get_settings_or_exit()
     configure_logging(settings.log_level)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr=settings.metrics_host)
     uvicorn.run(
         create_app(settings),
         host=settings.gateway_host,
         port=settings.gateway_port,
         log_config=None,
+        access_log=False,  # it logs paths and queries with personal data: webhook.access_log instead
         proxy_headers=True,
     )
 

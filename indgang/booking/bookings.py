@@ -237,7 +237,9 @@ def _notices(calendar: Calendar, booking: Booking, now: datetime, confirm: bool)
 
 
 async def _remember(redis: aioredis.Redis, settings: Settings, booking: Booking) -> None:
-    """The conversation knows its booking; the phone's keyed hash knows the citizen's tovholder."""
+    """The conversation knows its booking; the phone's keyed hash knows the citizen's tovholder.
+    Only the SMS sender's number is proven: a number typed on the web may start a link to a
+    tovholder, never replace one (else anyone could re-tie someone else's number)."""
     citizen = keys.citizen(phone_hash(booking.phone, settings.phone_hash_key))
     async with redis.pipeline(transaction=True) as pipe:
         pipe.set(
@@ -245,7 +247,11 @@ async def _remember(redis: aioredis.Redis, settings: Settings, booking: Booking)
             booking.id,
             ex=settings.conversation_ttl_seconds,
         )
-        pipe.hset(citizen, mapping={"tovholder": booking.tovholder, "booking": booking.id})
+        if booking.channel == "sms":
+            pipe.hset(citizen, "tovholder", booking.tovholder)
+        else:
+            pipe.hsetnx(citizen, "tovholder", booking.tovholder)
+        pipe.hset(citizen, "booking", booking.id)
         pipe.expire(citizen, settings.tovholder_link_ttl_seconds)
         await pipe.execute()
 

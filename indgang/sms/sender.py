@@ -82,9 +82,8 @@ class SmsSender:
             sids.append(sid)
             log.info(
                 "sms sent",
-                extra={"conversation_id": conversation_id, "sid": sid, "kind": kind.value,
-                       "encoding": body.encoding, "segments": body.segments},
-            )  # fmt: skip
+                extra={"sid": sid, "kind": kind.value, "encoding": body.encoding, "segments": body.segments},
+            )
             if track:
                 state = str(message.status or "queued")
                 await delivery.record_sent(self.redis, conversation_id, sid, state, ref, self.ttl)
@@ -104,5 +103,5 @@ class SmsSender:
         if track:
             await delivery.note(self.redis, conversation_id, self.ttl, reason, detail=detail)
         else:
-            log.warning("sms not sent", extra={"conversation_id": conversation_id, "reason": reason})
+            log.warning("sms not sent", extra={"reason": reason})
         return SendResult(sids=sids or [], refused=reason)

@@ -15,9 +15,9 @@ class AuditEntry(BaseModel):
     id: str
     at: str
     staff: str
-    action: str  # login, view, take_over, reply, note, release, close, booking_list, ...
+    action: str  # login, inbox, view, open, take_over, reply, note, release, close, bookings, ...
     conversation_id: str = ""
-    detail: str = ""
+    detail: str = ""  # e.g. which view (page, stream), or an admin's reason for opening
 
 
 async def record(

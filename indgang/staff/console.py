@@ -1,15 +1,19 @@
 """What a staff member does with a conversation: look at it, take it over, answer, write an
 internal note, hand it back to the assistant or close it. Every step is written to the audit log.
+
+Least privilege: staff open the conversations that asked for a person (crises included) or that
+they hold; an admin opens any other only after recording why, and that reason is audited.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from indgang import conversation, handoff, transcript
+from indgang import conversation, handoff, keys, transcript
 from indgang.booking import current_booking
 from indgang.dialogue import DialogueEngine
 from indgang.events import EventType, emit
@@ -22,10 +26,15 @@ from indgang.staff.accounts import StaffMember
 from indgang.transcript import Message
 
 MAX_TEXT_CHARS = 1600  # one SMS body at most, like everything a citizen is sent
+MAX_REASON_CHARS = 300
 
 
 class NotHolder(HandoffError):
     """Only the staff member who holds a conversation may answer in it."""
+
+
+class NotAllowed(Exception):
+    """The conversation never asked for a person and is not this staff member's (HTTP 403)."""
 
 
 @dataclass
@@ -49,7 +58,35 @@ class StaffConsole:
     def ttl(self) -> int:
         return self.settings.conversation_ttl_seconds
 
+    async def may_open(self, conversation_id: str, member: StaffMember) -> bool:
+        state = await handoff.get(self.redis, conversation_id)
+        if state.requested_at is not None or state.staff == member.username:
+            return True  # asked for a person (now or before), or is this member's
+        until = await self.redis.hget(keys.staff_opened(conversation_id), member.username)
+        return member.is_admin and until is not None and float(until) > time.time()
+
+    async def _require_access(self, conversation_id: str, member: StaffMember) -> None:
+        if not await self.may_open(conversation_id, member):
+            raise NotAllowed("this conversation never asked for a person; an admin may open it with a reason")
+
+    async def open_with_reason(self, conversation_id: str, member: StaffMember, reason: str) -> None:
+        """An admin opens a conversation outside the rule for the rest of this login, and says why."""
+        if not member.is_admin:
+            raise NotAllowed("only an admin may open a conversation with a reason")
+        await audit.record(self.redis, member.username, "open", conversation_id, detail=reason)
+        lasts = self.settings.staff_session_seconds
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.staff_opened(conversation_id), member.username, int(time.time()) + lasts)
+            pipe.expire(keys.staff_opened(conversation_id), lasts)
+            await pipe.execute()
+
+    async def watch(self, conversation_id: str, member: StaffMember) -> None:
+        """Before the conversation's live stream: the same rule as the page, and audited."""
+        await self._require_access(conversation_id, member)
+        await audit.record(self.redis, member.username, "view", conversation_id, detail="stream")
+
     async def view(self, conversation_id: str, member: StaffMember) -> ConversationView:
+        await self._require_access(conversation_id, member)
         record = await conversation.get(self.redis, conversation_id)
         messages, _ = await transcript.read(self.redis, conversation_id, limit=transcript.MAX_MESSAGES)
         await audit.record(self.redis, member.username, "view", conversation_id)
@@ -65,6 +102,7 @@ class StaffConsole:
 
     async def take_over(self, conversation_id: str, member: StaffMember) -> None:
         """HandoffError (HTTP 409) when someone else was first or the conversation is closed."""
+        await self._require_access(conversation_id, member)
         await handoff.take(self.redis, conversation_id, member.username, self.ttl)
         await audit.record(self.redis, member.username, "take_over", conversation_id)
         await emit(
@@ -75,6 +113,7 @@ class StaffConsole:
 
     async def reply(self, conversation_id: str, member: StaffMember, text: str) -> Message:
         """Deliver on the citizen's channel, write it to the transcript, and tell the bot."""
+        await self._require_access(conversation_id, member)
         await self._require_holder(conversation_id, member)
         text = text.replace("{staff}", member.display_name)  # canned replies may name the sender
         message = await deliver_to_citizen(
@@ -86,6 +125,7 @@ class StaffConsole:
 
     async def note(self, conversation_id: str, member: StaffMember, text: str) -> Message:
         """An internal note beside the conversation; never shown or sent to the citizen."""
+        await self._require_access(conversation_id, member)
         message = await transcript.append(
             self.redis, conversation_id, "staff", text, self.ttl, staff=member.display_name, internal=True
         )

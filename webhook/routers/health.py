@@ -1,4 +1,5 @@
-"""Liveness (`/healthz`: the process answers) and readiness (`/readyz`: its dependencies do)."""
+"""Liveness (`/healthz`: the process answers) and readiness (`/readyz`: its dependencies do);
+for admins, the metrics and the API docs (`/openapi.json` itself stays public: the contract)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import asyncio
 
 import httpx
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from webhook.deps import StateDep
+from webhook.staff_session import AdminDep
 
 router = APIRouter(tags=["health"])
 
@@ -54,6 +57,16 @@ async def readyz(state: StateDep) -> JSONResponse:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics() -> Response:
-    """Prometheus metrics; keep this path on the private network in production."""
+async def metrics(member: AdminDep) -> Response:
+    """Prometheus metrics, for admins; a scraper uses the private METRICS_PORT instead."""
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/docs", include_in_schema=False)
+async def docs(member: AdminDep) -> HTMLResponse:
+    return get_swagger_ui_html(openapi_url="/openapi.json", title="Indgang gateway")
+
+
+@router.get("/redoc", include_in_schema=False)
+async def redoc(member: AdminDep) -> HTMLResponse:
+    return get_redoc_html(openapi_url="/openapi.json", title="Indgang gateway")

@@ -22,7 +22,7 @@ from indgang.handoff import HandoffError
 from indgang.i18n import DEFAULT_LANGUAGE, LANGUAGES, t
 from indgang.staff import audit
 from indgang.staff.accounts import StaffMember, authenticate
-from indgang.staff.console import MAX_TEXT_CHARS, canned_replies
+from indgang.staff.console import MAX_REASON_CHARS, MAX_TEXT_CHARS, NotAllowed, canned_replies
 from indgang.staff.inbox import inbox
 from indgang.webhooks import dead_letters, retry_dead_letter
 from webhook.deps import ConsoleDep, RedisDep, SettingsDep
@@ -127,6 +127,7 @@ async def logout(request: Request, member: StaffDep, redis: RedisDep) -> Redirec
 
 @router.get("", response_class=HTMLResponse)
 async def inbox_page(request: Request, member: StaffDep, redis: RedisDep) -> HTMLResponse:
+    await audit.record(redis, member.username, "inbox", detail="page")  # it shows what citizens wrote
     return _page(request, "inbox.html", member, inbox=await inbox(redis, member.username))
 
 
@@ -151,6 +152,7 @@ async def inbox_events(
 ) -> EventSourceResponse:
     """The inbox lists as HTML, sent again whenever something in them changes."""
     ends_at = session_ends_at(request, settings)
+    await audit.record(redis, member.username, "inbox", detail="stream")
     return EventSourceResponse(_follow_inbox(request, redis, member, ends_at), ping=PING_SECONDS)
 
 
@@ -162,7 +164,19 @@ async def conversation_page(
     console: ConsoleDep,
     notice: Annotated[str | None, Query(pattern="^[a-z_]{1,40}$")] = None,
 ) -> HTMLResponse:
-    view = await console.view(conversation_id, member)
+    try:
+        view = await console.view(conversation_id, member)
+    except NotAllowed:
+        if not member.is_admin:
+            raise
+        return _page(
+            request,
+            "open.html",
+            member,
+            status_code=403,
+            conversation_id=conversation_id,
+            max_reason=MAX_REASON_CHARS,
+        )
     return _page(
         request,
         "conversation.html",
@@ -195,6 +209,7 @@ async def conversation_events(
     request: Request,
     conversation_id: ConversationPath,
     member: StaffDep,
+    console: ConsoleDep,
     redis: RedisDep,
     settings: SettingsDep,
     after: Annotated[str | None, Query(max_length=40)] = None,
@@ -203,12 +218,25 @@ async def conversation_events(
     cursor = request.headers.get("last-event-id") or after
     if cursor and not transcript.is_valid_cursor(cursor):
         return Response(status_code=422)
+    await console.watch(conversation_id, member)
     return EventSourceResponse(
         _follow_conversation(
             request, redis, conversation_id, cursor or None, session_ends_at(request, settings)
         ),
         ping=PING_SECONDS,
     )
+
+
+@router.post("/conversations/{conversation_id}/open")
+async def open_with_reason(
+    conversation_id: ConversationPath,
+    member: AdminDep,
+    console: ConsoleDep,
+    reason: Annotated[str, Form(min_length=3, max_length=MAX_REASON_CHARS)],
+) -> RedirectResponse:
+    """An admin's recorded reason opens a conversation that never asked for a person."""
+    await console.open_with_reason(conversation_id, member, reason.strip())
+    return _back(conversation_id)
 
 
 @router.post("/conversations/{conversation_id}/{action}")
@@ -244,11 +272,13 @@ async def conversation_action(
 
 @router.get("/audit", response_class=HTMLResponse)
 async def audit_page(request: Request, member: AdminDep, redis: RedisDep) -> HTMLResponse:
+    await audit.record(redis, member.username, "audit_log", detail="page")
     return _page(request, "audit.html", member, entries=await audit.entries(redis))
 
 
 @router.get("/webhooks", response_class=HTMLResponse)
 async def webhooks_page(request: Request, member: AdminDep, redis: RedisDep) -> HTMLResponse:
+    await audit.record(redis, member.username, "dead_letters", detail="page")
     return _page(request, "webhooks.html", member, letters=await dead_letters(redis))
 
 

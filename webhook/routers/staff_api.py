@@ -7,22 +7,28 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from indgang.booking import list_bookings
 from indgang.handoff import HandoffError
 from indgang.staff import audit
-from indgang.staff.console import MAX_TEXT_CHARS
+from indgang.staff.console import MAX_REASON_CHARS, MAX_TEXT_CHARS
 from indgang.staff.inbox import Inbox, inbox
 from webhook.deps import ConsoleDep, RedisDep
 from webhook.schemas import ConversationPath
-from webhook.staff_session import StaffDep
+from webhook.staff_session import AdminDep, StaffDep
 
 router = APIRouter(prefix="/api/v1/staff", tags=["staff"])
 
 
 class StaffText(BaseModel):
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+
+
+class OpenReason(BaseModel):
+    reason: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=3, max_length=MAX_REASON_CHARS)
+    ]
 
 
 class HandoffResult(BaseModel):
@@ -38,8 +44,21 @@ def conflict(error: HandoffError) -> JSONResponse:
 @router.get("/conversations", response_model=Inbox)
 async def conversations(member: StaffDep, redis: RedisDep) -> Inbox:
     """Waiting (urgent first, then oldest), mine, and held by others."""
-    await audit.record(redis, member.username, "inbox")  # it shows what citizens wrote
+    await audit.record(redis, member.username, "inbox", detail="api")  # it shows what citizens wrote
     return await inbox(redis, member.username)
+
+
+@router.post("/conversations/{conversation_id}/open")
+async def open_with_reason(
+    conversation_id: ConversationPath,
+    body: Annotated[OpenReason, Body()],
+    member: AdminDep,
+    console: ConsoleDep,
+) -> dict[str, str]:
+    """An admin opens a conversation that never asked for a person, for the rest of the login;
+    the reason goes to the audit log. Staff open those that asked for a person, or their own."""
+    await console.open_with_reason(conversation_id, member, body.reason)
+    return {"conversation_id": conversation_id, "opened": "yes"}
 
 
 @router.post("/conversations/{conversation_id}/takeover", response_model=HandoffResult)
