@@ -15,7 +15,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from indgang import conversation, handoff, metrics, safety, transcript
+from indgang import conversation, handoff, keys, metrics, safety, transcript
 from indgang.booking import current_booking
 from indgang.dialogue import Button, DialogueEngine, EngineUnavailable, OfferCard, Reply
 from indgang.events import EventType, emit
@@ -149,7 +149,7 @@ class Inbound:
             self.redis,
             EventType.CRISIS_DETECTED,
             {
-                "conversation_id": conversation_id,
+                "conversation": keys.pseudonym(conversation_id),
                 "channel": channel,
                 "risk": assessment.risk,
                 "categories": sorted(assessment.categories),
@@ -158,7 +158,10 @@ class Inbound:
         )
         # The id links to a conversation, so only the risk tier is logged beside it: which layers
         # fired is counted in metrics, never tied to a person's conversation in the log.
-        log.warning("crisis detected", extra={"conversation_id": conversation_id, "risk": assessment.risk})
+        log.warning(
+            "crisis detected",
+            extra={"conversation": keys.pseudonym(conversation_id), "risk": assessment.risk},
+        )
         for layer in assessment.layers:
             metrics.SAFETY_LAYERS.labels(layer, assessment.risk).inc()
         return [reply]
@@ -192,7 +195,11 @@ class Inbound:
             return replies, False
         except EngineUnavailable as exc:
             metrics.ENGINE_FAILURES.inc()
-            log.error("dialogue engine unavailable: %s", exc, extra={"conversation_id": conversation_id})
+            log.error(
+                "dialogue engine unavailable: %s",
+                exc,
+                extra={"conversation": keys.pseudonym(conversation_id)},
+            )
             if text.strip() == REQUEST_HUMAN_PAYLOAD:
                 # The engine is down, but a person can still be reached through the gateway alone.
                 await handoff.request_person(

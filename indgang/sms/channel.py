@@ -86,7 +86,7 @@ class SmsChannel:
             answer = keywords.confirmation(text)
             if answer is not None:
                 turn.outgoing = await self._erase_answer(conv, text, answer, lang)
-                log.info("sms erase answered", extra={"conversation_id": conv, "erased": answer})
+                log.info("sms erase answered", extra={"conversation": keys.pseudonym(conv), "erased": answer})
                 return turn
         await recipients.remember(self.redis, conv, number, self.ttl)
 
@@ -94,7 +94,7 @@ class SmsChannel:
         if found is not None:
             keyword, keyword_lang = found
             turn.outgoing = await self._keyword(conv, text, keyword, keyword_lang or lang)
-            log.info("sms keyword", extra={"conversation_id": conv, "keyword": keyword.value})
+            log.info("sms keyword", extra={"conversation": keys.pseudonym(conv), "keyword": keyword.value})
             return turn
         if not text:
             reply = t("sms.media_only" if sms.media_count else "sms.empty", lang)

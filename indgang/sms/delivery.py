@@ -89,7 +89,10 @@ async def note(
     redis: aioredis.Redis, conversation_id: str, ttl_seconds: int, reason: str, **values: Any
 ) -> None:
     """Tell staff, in the transcript, that an SMS to the citizen did not go or did not arrive."""
-    log.warning("sms not sent or not delivered", extra={"conversation_id": conversation_id, "reason": reason})
+    log.warning(
+        "sms not sent or not delivered",
+        extra={"conversation": keys.pseudonym(conversation_id), "reason": reason},
+    )
     await transcript.append(
         redis,
         conversation_id,

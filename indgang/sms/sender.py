@@ -11,6 +11,7 @@ import aiohttp
 import redis.asyncio as aioredis
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
+from indgang import keys
 from indgang.settings import Settings
 from indgang.sms import compose, delivery, optout, recipients, throttle, twilio_api
 
@@ -82,7 +83,7 @@ class SmsSender:
             sids.append(sid)
             log.info(
                 "sms sent",
-                extra={"conversation_id": conversation_id, "sid": sid, "kind": kind.value,
+                extra={"conversation": keys.pseudonym(conversation_id), "sid": sid, "kind": kind.value,
                        "encoding": body.encoding, "segments": body.segments},
             )  # fmt: skip
             if track:
@@ -104,5 +105,7 @@ class SmsSender:
         if track:
             await delivery.note(self.redis, conversation_id, self.ttl, reason, detail=detail)
         else:
-            log.warning("sms not sent", extra={"conversation_id": conversation_id, "reason": reason})
+            log.warning(
+                "sms not sent", extra={"conversation": keys.pseudonym(conversation_id), "reason": reason}
+            )
         return SendResult(sids=sids or [], refused=reason)

@@ -9,7 +9,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from indgang import conversation, handoff, transcript
+from indgang import conversation, handoff, keys, transcript
 from indgang.booking import current_booking
 from indgang.dialogue import DialogueEngine
 from indgang.events import EventType, emit
@@ -37,6 +37,11 @@ class ConversationView:
     messages: list[Message]
     offers_shown: list[dict[str, Any]]
     booking: dict[str, Any] | None
+
+    @property
+    def audit_ref(self) -> str:
+        """How the audit log names this conversation."""
+        return keys.pseudonym(self.conversation_id)
 
 
 class StaffConsole:
