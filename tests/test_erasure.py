@@ -40,10 +40,12 @@ from indgang.booking import (
     list_bookings,
     move_booking,
 )
-from indgang.devstack import free_port
+from indgang.devstack import PROJECT_DIR, RASA_BIN, Stack, free_port
+from indgang.erasure import erase_conversation
 from indgang.events import EventType, new_event
 from indgang.i18n import t
 from indgang.logging_setup import configure_logging
+from indgang.redis_store import connect
 from indgang.settings import Settings
 from indgang.sms import recipients
 from indgang.staff import audit
@@ -85,8 +87,20 @@ def settings(base_settings: Settings, fake_twilio: FakeTwilio, receiver: Events)
         "action_server_url": dead,
         "booking_scheduler_interval_seconds": 3600,
         "webhook_urls": receiver.url,
+        # A database of its own: the session's other gateways (with no webhook URLs) would
+        # otherwise take this one's events from the shared consumer group and drop them.
+        "redis_db": 3,
     }
     return fake_twilio.configure(base_settings).model_copy(update=update)
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
+    client = connect(settings)
+    await client.flushdb()
+    yield client
+    await client.flushdb()
+    await client.aclose()
 
 
 @asynccontextmanager
@@ -476,6 +490,7 @@ async def test_the_command_line_erases_and_audits_with_the_reason(
         **os.environ,
         "REDIS_HOST": settings.redis_host,
         "REDIS_PORT": str(settings.redis_port),
+        "REDIS_DB": str(settings.redis_db),
         "PHONE_HASH_KEY": settings.phone_hash_key,  # the deployment's: it finds the number's link
     }
     env.pop("REDIS_URL", None)
@@ -494,3 +509,41 @@ async def test_the_command_line_erases_and_audits_with_the_reason(
     assert hits({k: v for k, v in stored.items() if k != keys.events_stream()}, conv) == []
     [entry] = [e for e in await audit.entries(redis) if e.action == "erase"]
     assert entry.staff.startswith("cli:") and entry.detail == "Brev fra borgeren"
+
+
+# What Rasa 3.6's own RedisTrackerStore does with bot/endpoints.yml, run in Rasa's environment.
+RASA_SAVES_A_TRACKER = """
+import asyncio, sys
+from rasa.core.tracker_store import TrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.utils.endpoints import read_endpoint_config
+
+store = TrackerStore.create(read_endpoint_config(sys.argv[1], "tracker_store"), Domain.empty())
+asyncio.run(store.save(DialogueStateTracker.from_events(sys.argv[2], [UserUttered("hvalfangerhuset")])))
+"""
+
+
+@pytest.mark.stack
+async def test_rasa_keeps_its_tracker_where_erasure_looks_for_as_long_as_the_conversation(
+    settings: Settings, redis: aioredis.Redis
+) -> None:
+    conv = "web-tracker-0123456789abcdef"
+    stack = Stack(settings.model_copy(update={"conversation_ttl_seconds": 4321}))
+    subprocess.run(
+        [
+            str(RASA_BIN.parent / "python"),
+            "-c",
+            RASA_SAVES_A_TRACKER,
+            str(PROJECT_DIR / "bot/endpoints.yml"),
+            conv,
+        ],
+        env={**stack.env(), "ACTION_SERVER_URL": "http://127.0.0.1:9"},
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    assert 4300 < await redis.ttl(keys.rasa_tracker(conv)) <= 4321  # record_exp is the retention
+    assert await erase_conversation(redis, settings, conv, requested_by="citizen") >= 1
+    assert not await redis.exists(keys.rasa_tracker(conv))

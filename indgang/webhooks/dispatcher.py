@@ -293,7 +293,7 @@ async def sweep(redis: aioredis.Redis, retention_seconds: int, now: float) -> in
     """Retention: drop stream entries, pending deliveries and dead letters older than
     `retention_seconds`. Returns how many deliveries and dead letters went."""
     oldest = now - retention_seconds
-    await redis.xtrim(keys.events_stream(), minid=f"{int(oldest * 1000)}-0", approximate=False)
+    await redis.xtrim(keys.events_stream(), minid=f"{max(0, int(oldest * 1000))}-0", approximate=False)
     cutoff = datetime.fromtimestamp(oldest, UTC).isoformat(timespec="milliseconds")
     return await _drop_deliveries(redis, lambda delivery: _created_before(delivery, cutoff))
 
