@@ -47,7 +47,7 @@ from indgang.i18n import t
 from indgang.logging_setup import configure_logging
 from indgang.redis_store import connect
 from indgang.settings import Settings
-from indgang.sms import recipients
+from indgang.sms import optout, recipients
 from indgang.staff import audit
 from indgang.staff.accounts import Role, add_account
 from indgang.webhooks.dispatcher import Delivery, sweep
@@ -547,3 +547,20 @@ async def test_rasa_keeps_its_tracker_where_erasure_looks_for_as_long_as_the_con
     assert 4300 < await redis.ttl(keys.rasa_tracker(conv)) <= 4321  # record_exp is the retention
     assert await erase_conversation(redis, settings, conv, requested_by="citizen") >= 1
     assert not await redis.exists(keys.rasa_tracker(conv))
+
+
+async def test_a_stop_outlives_the_erasure_without_naming_the_conversation(
+    settings: Settings, redis: aioredis.Redis, fake_twilio: FakeTwilio, receiver: Events
+) -> None:
+    async with _gateway(settings) as client:
+        await _sms(client, settings, "Hej, jeg sidder ved hvalfangerhuset")
+        await _sms(client, settings, "STOP")
+        conv = recipients.conversation_id(NUMBER, settings)
+        admin = await _staff(client, redis, "anne", Role.ADMIN)
+        erased = await client.post(
+            f"/api/v1/staff/conversations/{conv}/erase", json={"reason": "Borgerens anmodning"}, headers=admin
+        )
+        assert erased.status_code == 200
+        await _delivered(redis, receiver, "conversation.erased")
+    assert await optout.opted_out(redis, conv)  # no SMS starts again because the data went
+    assert hits(await every_stored_text(redis), conv) == []
