@@ -1,29 +1,43 @@
-"""A citizen's right to erasure: everything kept about one conversation goes, everywhere."""
+"""A citizen's right to erasure: everything kept about one conversation goes, everywhere.
+
+The one erasure behind the SMS keyword SLET, the web chat's button, the staff API (admins, on
+the citizen's request) and `indgang conversation erase`.
+"""
 
 from __future__ import annotations
 
+from typing import Literal
+
 import redis.asyncio as aioredis
 
-from indgang import keys
-from indgang.booking import erase_conversation_booking
+from indgang import events, keys
+from indgang.booking import erase_conversation_bookings
 from indgang.events import EventType, emit
 from indgang.settings import Settings
+from indgang.webhooks import dispatcher
+
+RequestedBy = Literal["citizen", "staff"]
 
 
 async def erase_conversation(
-    redis: aioredis.Redis, settings: Settings, conversation_id: str, requested_by: str
+    redis: aioredis.Redis, settings: Settings, conversation_id: str, requested_by: RequestedBy
 ) -> int:
-    """Cancel and delete the conversation's booking, then delete the transcript, record, handoff,
-    Rasa's tracker and every other per-conversation key.
+    """Delete every booking the conversation made (a confirmed one is cancelled first, so its
+    slot is free again), the transcript, record, handoff and its place in the staff queue, Rasa's
+    tracker and lock, the SMS number and delivery records, and every queued event, pending
+    delivery and dead letter about it.
 
-    Returns how many conversation keys were deleted. The event tells the municipality's systems
-    to erase their copies too; it carries the id only.
+    Returns how many conversation keys were deleted. Then `conversation.erased` (the id only)
+    tells the municipality's systems to erase their copies; it leaves the queue once delivered.
+    What is kept: the audit log's entries, which name the conversation only by its pseudonym.
     """
-    await erase_conversation_booking(redis, settings, conversation_id)
+    await erase_conversation_bookings(redis, settings, conversation_id)
     async with redis.pipeline(transaction=True) as pipe:
         pipe.delete(*keys.conversation_keys(conversation_id))
         pipe.zrem(keys.handoff_queue(), conversation_id)
         deleted, _ = await pipe.execute()
+    await events.forget_conversation(redis, conversation_id)
+    await dispatcher.forget_conversation(redis, conversation_id)
     await emit(
         redis,
         EventType.CONVERSATION_ERASED,

@@ -2,6 +2,10 @@
 
 Emitting only appends to the stream; delivery (signing, retries, dead letters) is the
 dispatcher's job, so a slow or broken receiver never delays a citizen's answer.
+
+Events carry ids and categories only (a conversation id, a booking id, a risk tier, crisis
+categories), never a citizen's name, number or words: they leave this system, and a queue of
+them is not where erasure should have to look for a person.
 """
 
 from __future__ import annotations
@@ -36,6 +40,33 @@ def new_event(event_type: EventType, data: dict[str, Any]) -> dict[str, Any]:
         "created_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "data": data,
     }
+
+
+def conversation_of(body: str) -> str | None:
+    """The conversation an emitted event is about (None when it names none or is unreadable)."""
+    try:
+        data = json.loads(body).get("data")
+    except (ValueError, AttributeError):
+        return None
+    found = data.get("conversation_id") if isinstance(data, dict) else None
+    return found if isinstance(found, str) else None
+
+
+async def forget_conversation(redis: aioredis.Redis, conversation_id: str, page: int = 1000) -> int:
+    """Erasure: drop every queued event about the conversation. Returns how many."""
+    stream, start, dropped = keys.events_stream(), "-", 0
+    while True:
+        entries = await redis.xrange(stream, min=start, max="+", count=page)
+        mine = [
+            entry_id
+            for entry_id, fields in entries
+            if conversation_of(fields.get("event", "")) == conversation_id
+        ]
+        if mine:
+            dropped += await redis.xdel(stream, *mine)
+        if len(entries) < page:
+            return dropped
+        start = f"({entries[-1][0]}"
 
 
 async def emit(redis: aioredis.Redis, event_type: EventType, data: dict[str, Any]) -> dict[str, Any]:

@@ -216,6 +216,29 @@ async def close(redis: aioredis.Redis, conversation_id: str, ttl_seconds: int) -
     await _transition(redis, "close", conversation_id, ttl_seconds)
 
 
+# KEYS[1] the queue, then each member's handoff hash; ARGV the members. Atomic with the
+# transitions, so a request made meanwhile is never dropped.
+_DROP_EXPIRED = """
+local kept = {}
+for i, member in ipairs(ARGV) do
+  if redis.call('EXISTS', KEYS[i + 1]) == 1 then kept[#kept + 1] = member
+  else redis.call('ZREM', KEYS[1], member) end
+end
+return kept
+"""
+
+
+async def queued(redis: aioredis.Redis) -> list[str]:
+    """The conversations in the staff queue, in inbox order. A member whose handoff expired with
+    its conversation is dropped here, so the queue never outlives what it points to."""
+    members = await redis.zrange(keys.handoff_queue(), 0, -1)
+    if not members:
+        return []
+    script = redis.register_script(_DROP_EXPIRED)
+    kept = await script(keys=[keys.handoff_queue(), *map(keys.handoff, members)], args=members)
+    return [str(member) for member in kept]
+
+
 async def queue_position(redis: aioredis.Redis, conversation_id: str) -> int | None:
     """1-based place among conversations waiting or held (None when not in the queue)."""
     rank = await redis.zrank(keys.handoff_queue(), conversation_id)

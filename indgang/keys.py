@@ -6,7 +6,16 @@ here only need to stay clear of those.
 
 from __future__ import annotations
 
+import hashlib
+
 PREFIX = "indgang"
+
+
+def pseudonym(conversation_id: str) -> str:
+    """A one-way stand-in for a conversation id where the id itself must not be kept: the audit
+    log (it outlives an erased conversation), log lines and rate counters. Whoever holds the id
+    can compute it (to find the audit entries of a conversation); nobody can go back."""
+    return "c-" + hashlib.sha256(conversation_id.encode()).hexdigest()[:20]
 
 
 def conversation(conversation_id: str) -> str:
@@ -26,13 +35,15 @@ def handoff(conversation_id: str) -> str:
 
 
 def handoff_queue() -> str:
-    """Sorted set of conversations waiting for or held by staff (score orders the inbox)."""
+    """Sorted set of conversations waiting for or held by staff (score orders the inbox); a
+    member whose handoff expired is dropped whenever the queue is read."""
     return f"{PREFIX}:handoff:queue"
 
 
-def rate_limit(conversation_id: str, window: int) -> str:
-    """Counter of one conversation's messages in one fixed window."""
-    return f"{PREFIX}:rate:{conversation_id}:{window}"
+def rate_limit(subject: str, window: int) -> str:
+    """Counter of one subject's (a conversation's, a number's) messages in one fixed window;
+    the subject only as its pseudonym, so no counter names a conversation."""
+    return f"{PREFIX}:rate:{pseudonym(subject)}:{window}"
 
 
 def idempotency(scope: str, key: str) -> str:
@@ -41,12 +52,15 @@ def idempotency(scope: str, key: str) -> str:
 
 
 def events_stream() -> str:
-    """Stream of outbound events for the municipality's systems (consumer group delivers)."""
+    """Stream of outbound events for the municipality's systems (consumer group delivers). An
+    entry goes once its deliveries are done or scheduled; older than EVENTS_RETENTION_SECONDS,
+    it is trimmed."""
     return f"{PREFIX}:events"
 
 
 def events_dead_letter() -> str:
-    """Hash: delivery id -> a delivery (event, URL, attempts, last error) that failed every attempt."""
+    """Hash: delivery id -> a delivery (event, URL, attempts, last error) that failed every
+    attempt; swept by the dispatcher after EVENTS_RETENTION_SECONDS."""
     return f"{PREFIX}:events:dead"
 
 
@@ -55,20 +69,37 @@ def rasa_tracker(conversation_id: str) -> str:
     return f"{PREFIX}:tracker:{conversation_id}"
 
 
-def conversation_keys(conversation_id: str) -> list[str]:
-    """Every per-conversation key, for erasure and retention."""
+def retained_keys(conversation_id: str) -> list[str]:
+    """The keys that live exactly as long as the conversation: each has its retention time
+    (CONVERSATION_TTL_SECONDS), and every stored message renews them all together, so no part
+    of a conversation (Rasa's tracker included) outlives or outruns another."""
     return [
         conversation(conversation_id),
         transcript(conversation_id),
         handoff(conversation_id),
         rasa_tracker(conversation_id),
         conversation_booking(conversation_id),
-        booking_collecting(conversation_id),
         sms_recipient(conversation_id),
+        sms_deliveries(conversation_id),
+    ]
+
+
+def rasa_lock(conversation_id: str) -> str:
+    """Rasa's RedisLockStore lock (default prefix "lock:"): Rasa deletes it after each turn."""
+    return f"lock:{conversation_id}"
+
+
+def conversation_keys(conversation_id: str) -> list[str]:
+    """Every per-conversation key, for erasure: the retained ones, the short-lived markers
+    (their own, shorter TTLs) and the list of its bookings (kept until the last meeting is over)."""
+    return [
+        *retained_keys(conversation_id),
+        conversation_bookings(conversation_id),
+        booking_collecting(conversation_id),
         sms_choices(conversation_id),
         sms_erase_pending(conversation_id),
-        sms_deliveries(conversation_id),
         staff_opened(conversation_id),
+        rasa_lock(conversation_id),
     ]
 
 
@@ -105,6 +136,12 @@ def conversation_booking(conversation_id: str) -> str:
     return f"{PREFIX}:conv:{conversation_id}:booking"
 
 
+def conversation_bookings(conversation_id: str) -> str:
+    """Set: every booking id ever made in this conversation (cancelled and moved ones too), so
+    erasure finds them all; expires with the last of them."""
+    return f"{PREFIX}:conv:{conversation_id}:bookings"
+
+
 def booking_collecting(conversation_id: str) -> str:
     """Marker that the booking form is active in this conversation (for the chat's booking state)."""
     return f"{PREFIX}:conv:{conversation_id}:booking:collecting"
@@ -135,8 +172,9 @@ def sms_deliveries(conversation_id: str) -> str:
 
 def sms_opt_out(conversation_id: str) -> str:
     """Marker that the number wrote STOP. Deliberately outside conversation_keys(): erasing a
-    conversation must not start sending SMS again to someone who said stop."""
-    return f"{PREFIX}:sms:optout:{conversation_id}"
+    conversation must not start sending SMS again to someone who said stop; so it names the
+    conversation by its pseudonym only, and an erased conversation leaves no id behind."""
+    return f"{PREFIX}:sms:optout:{pseudonym(conversation_id)}"
 
 
 # --- the staff console ---
@@ -167,5 +205,6 @@ def events_retries() -> str:
 
 
 def events_deliveries() -> str:
-    """Hash: delivery id -> a delivery waiting in events_retries() (event body, URL, attempts)."""
+    """Hash: delivery id -> a delivery waiting in events_retries() (event body, URL, attempts);
+    swept with the dead letters."""
     return f"{PREFIX}:events:deliveries"

@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     webhook_retry_base_seconds: float = Field(default=5.0, ge=0)
     webhook_retry_max_seconds: float = Field(default=3600.0, ge=0)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How long events, their pending deliveries and dead letters are kept (they name conversations)
+    events_retention_seconds: int = Field(default=60 * 60 * 24 * 14, ge=60)
 
     # Twilio: the SMS number citizens text, and the REST API the gateway sends SMS through
     twilio_account_sid: str | None = None

@@ -45,12 +45,19 @@ async def append(
     **extra: Any,
 ) -> Message:
     fields = {"from": sender, "text": text, "at": _now(), "extra": json.dumps(extra, ensure_ascii=False)}
-    key = keys.transcript(conversation_id)
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.xadd(key, fields, maxlen=MAX_MESSAGES, approximate=True)
-        pipe.expire(key, ttl_seconds)
-        entry_id, _ = await pipe.execute()
+        pipe.xadd(keys.transcript(conversation_id), fields, maxlen=MAX_MESSAGES, approximate=True)
+        refresh(pipe, conversation_id, ttl_seconds)
+        entry_id, *_ = await pipe.execute()
     return _message(entry_id, fields)
+
+
+def refresh(pipe: aioredis.client.Pipeline, conversation_id: str, ttl_seconds: int) -> None:
+    """Every message renews the retention of all the conversation's keys at once (Rasa's
+    tracker too, which Rasa itself renews only on the turns it sees: not while staff hold the
+    conversation), so its parts expire together."""
+    for key in keys.retained_keys(conversation_id):
+        pipe.expire(key, ttl_seconds)
 
 
 def _message(entry_id: str, fields: dict[str, str]) -> Message:

@@ -19,7 +19,7 @@ from indgang.booking import (
     book,
     cancel_booking,
     current_booking,
-    erase_conversation_booking,
+    erase_conversation_bookings,
     find_active_booking,
     get_booking,
     list_bookings,
@@ -229,7 +229,7 @@ async def test_erasing_a_conversation_cancels_and_forgets_its_booking(
     redis: aioredis.Redis, base_settings: Settings, calendar: Calendar
 ) -> None:
     booking = await book(redis, base_settings, slot_of(calendar, "lars", 5, 10), request("conv-e"), MONDAY)
-    assert await erase_conversation_booking(redis, base_settings, "conv-e")
+    assert await erase_conversation_bookings(redis, base_settings, "conv-e")
     assert await get_booking(redis, booking.id) is None
     assert await list_bookings(redis) == []
     assert not await redis.hexists(keys.tovholder_calendar("lars"), str(int(booking.start.timestamp())))
@@ -238,7 +238,7 @@ async def test_erasing_a_conversation_cancels_and_forgets_its_booking(
     assert not own  # the phone's link to Lars is gone too
     cancelled = await events_of(redis, "booking.cancelled")
     assert [e["data"]["reason"] for e in cancelled] == ["erased"]
-    assert not await erase_conversation_booking(redis, base_settings, "never-booked")
+    assert not await erase_conversation_bookings(redis, base_settings, "never-booked")
 
 
 async def test_a_number_typed_on_the_web_does_not_replace_the_citizens_tovholder(

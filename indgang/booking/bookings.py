@@ -199,6 +199,7 @@ async def book(
         token=secrets.token_urlsafe(24),
     )
     notices = _notices(calendar, booking, now, confirm=request.channel != "sms")
+    expire_at = _expire_at(settings, booking.end, now)
     script = redis.register_script(_BOOK)
     won = await script(
         keys=[
@@ -211,7 +212,7 @@ async def book(
             int(start.timestamp()),
             booking.id,
             int(now.timestamp()),
-            _expire_at(settings, booking.end, now),
+            expire_at,
             *[part for member, due in notices for part in (member, due)],
             "--",
             *_fields(booking),
@@ -219,7 +220,7 @@ async def book(
     )
     if not won:
         raise SlotUnavailable(f"{start.isoformat()} of {slot.tovholder.id} is taken")
-    await _remember(redis, settings, booking)
+    await _remember(redis, settings, booking, expire_at)
     await emit(redis, EventType.BOOKING_CREATED, _event_data(booking, by="citizen"))
     return booking
 
@@ -236,17 +237,22 @@ def _notices(calendar: Calendar, booking: Booking, now: datetime, confirm: bool)
     return notices
 
 
-async def _remember(redis: aioredis.Redis, settings: Settings, booking: Booking) -> None:
-    """The conversation knows its booking; the phone's keyed hash knows the citizen's tovholder.
+async def _remember(redis: aioredis.Redis, settings: Settings, booking: Booking, expire_at: int) -> None:
+    """The conversation knows its booking (and every booking it ever made, for erasure, kept as
+    long as the longest-kept of them); the phone's keyed hash knows the citizen's tovholder.
     Only the SMS sender's number is proven: a number typed on the web may start a link to a
     tovholder, never replace one (else anyone could re-tie someone else's number)."""
     citizen = keys.citizen(phone_hash(booking.phone, settings.phone_hash_key))
+    made = keys.conversation_bookings(booking.conversation_id)
     async with redis.pipeline(transaction=True) as pipe:
         pipe.set(
             keys.conversation_booking(booking.conversation_id),
             booking.id,
             ex=settings.conversation_ttl_seconds,
         )
+        pipe.sadd(made, booking.id)
+        pipe.expireat(made, expire_at, nx=True)
+        pipe.expireat(made, expire_at, gt=True)
         if booking.channel == "sms":
             pipe.hset(citizen, "tovholder", booking.tovholder)
         else:
@@ -257,7 +263,9 @@ async def _remember(redis: aioredis.Redis, settings: Settings, booking: Booking)
 
 
 def _event_data(booking: Booking, by: Requester, **extra: Any) -> dict[str, Any]:
-    """For the municipality's systems: what the tovholder needs to prepare the conversation."""
+    """For the municipality's systems: ids and categories only. The citizen's name, number and
+    words stay here (the tovholder reads them in the staff console), so an erasure here
+    leaves no copy in a queue, a dead letter or a receiver's log."""
     return {
         "booking_id": booking.id,
         "conversation_id": booking.conversation_id,
@@ -268,9 +276,6 @@ def _event_data(booking: Booking, by: Requester, **extra: Any) -> dict[str, Any]
         "end": booking.end.isoformat(),
         "kind": booking.kind.value,
         "for_whom": booking.for_whom,
-        "name": booking.name,
-        "phone": booking.phone,
-        "topic": booking.topic,
         "by": by,
         **extra,
     }
@@ -351,6 +356,7 @@ async def move_booking(
         for kind in (Notice.CONFIRMED, Notice.REMINDER)
         for part in (notice_member(kind, booking_id), wanted.get(notice_member(kind, booking_id), ""))
     ]
+    expire_at = _expire_at(settings, moved.end, now)
     script = redis.register_script(_MOVE)
     result = await script(
         keys=[
@@ -362,7 +368,7 @@ async def move_booking(
         args=[
             booking_id,
             int(start.timestamp()),
-            _expire_at(settings, moved.end, now),
+            expire_at,
             *notice_pairs,
             "--",
             "start", start.isoformat(),
@@ -375,6 +381,7 @@ async def move_booking(
         return None
     if result == 0:
         raise SlotUnavailable(f"{start.isoformat()} of {booking.tovholder} is taken")
+    await redis.expireat(keys.conversation_bookings(booking.conversation_id), expire_at, gt=True)
     await emit(redis, EventType.BOOKING_CANCELLED, _event_data(booking, by=by, reason="moved"))
     await emit(
         redis, EventType.BOOKING_CREATED, _event_data(moved, by=by, moved_from=booking.start.isoformat())
@@ -382,22 +389,27 @@ async def move_booking(
     return moved
 
 
-async def erase_conversation_booking(redis: aioredis.Redis, settings: Settings, conversation_id: str) -> bool:
-    """The right to erasure: the conversation's booking is cancelled (the slot freed, the
-    municipality told), then deleted with the phone's link to a tovholder. True if one existed."""
-    booking = await conversation_booking(redis, conversation_id)
-    if booking is None:
-        return False
-    if booking.state == BookingState.CONFIRMED:
-        await cancel_booking(redis, booking.id, by="citizen", reason="erased")
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.delete(
-            keys.booking(booking.id), keys.citizen(phone_hash(booking.phone, settings.phone_hash_key))
-        )
-        pipe.zrem(keys.bookings_index(), booking.id)
-        pipe.zrem(keys.booking_notifications(), *(notice_member(kind, booking.id) for kind in Notice))
-        await pipe.execute()
-    return True
+async def erase_conversation_bookings(redis: aioredis.Redis, settings: Settings, conversation_id: str) -> int:
+    """The right to erasure: every booking the conversation made (confirmed, cancelled, moved)
+    is deleted, a confirmed one cancelled first (its slot freed, the municipality told by id),
+    and the phone's link to a tovholder with them. Returns how many bookings there were."""
+    made = set(await redis.smembers(keys.conversation_bookings(conversation_id)))
+    latest = await redis.get(keys.conversation_booking(conversation_id))
+    ids = sorted(made | ({latest} if latest else set()))
+    for booking_id in ids:
+        booking = await get_booking(redis, booking_id)
+        if booking is None:
+            continue  # past its retention already
+        if booking.state == BookingState.CONFIRMED:
+            await cancel_booking(redis, booking.id, by="citizen", reason="erased")
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.delete(
+                keys.booking(booking.id), keys.citizen(phone_hash(booking.phone, settings.phone_hash_key))
+            )
+            pipe.zrem(keys.bookings_index(), booking.id)
+            pipe.zrem(keys.booking_notifications(), *(notice_member(kind, booking.id) for kind in Notice))
+            await pipe.execute()
+    return len(ids)
 
 
 async def list_bookings(redis: aioredis.Redis, tovholder: str | None = None) -> list[Booking]:

@@ -1,5 +1,9 @@
 """The audit log: every staff access to a conversation, appended to a Redis stream that the
-console never edits or trims. Admins read it in the console."""
+console never edits or trims. Admins read it in the console.
+
+It outlives the conversations it is about (an erased one too), so it names a conversation only
+by its pseudonym (keys.pseudonym): whoever holds the id finds its entries; the log alone leads
+to no conversation and no citizen."""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ class AuditEntry(BaseModel):
     at: str
     staff: str
     action: str  # login, inbox, view, open, take_over, reply, note, release, close, bookings, ...
-    conversation_id: str = ""
+    conversation_id: str = ""  # the conversation's pseudonym
     detail: str = ""  # e.g. which view (page, stream), or an admin's reason for opening
 
 
@@ -29,7 +33,7 @@ async def record(
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
             "staff": staff,
             "action": action,
-            "conversation_id": conversation_id,
+            "conversation_id": keys.pseudonym(conversation_id) if conversation_id else "",
             "detail": detail,
         },
     )

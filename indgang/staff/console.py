@@ -47,6 +47,11 @@ class ConversationView:
     offers_shown: list[dict[str, Any]]
     booking: dict[str, Any] | None
 
+    @property
+    def audit_ref(self) -> str:
+        """How the audit log names this conversation."""
+        return keys.pseudonym(self.conversation_id)
+
 
 class StaffConsole:
     def __init__(self, redis: aioredis.Redis, settings: Settings, engine: DialogueEngine) -> None:

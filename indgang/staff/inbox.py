@@ -50,7 +50,7 @@ async def inbox(redis: aioredis.Redis, me: str) -> Inbox:
     waiting: list[InboxItem] = []
     mine: list[InboxItem] = []
     others: list[InboxItem] = []
-    for conversation_id in await redis.zrange(keys.handoff_queue(), 0, -1):
+    for conversation_id in await handoff.queued(redis):
         state = await handoff.get(redis, conversation_id)
         if not state.with_staff:
             continue  # expired or erased since it was queued

@@ -8,6 +8,10 @@ can send again. An event is acknowledged only once every delivery is done or dur
 entries a crashed gateway left unacknowledged are claimed by a live one, and a retry a crashed
 gateway was attempting becomes due again when its lease runs out: delivery is at least once,
 and receivers drop duplicates by event id.
+
+Retention: an entry leaves the stream once its deliveries are done or scheduled (the delivery
+record then holds the event); entries, pending deliveries and dead letters older than
+EVENTS_RETENTION_SECONDS are swept (with no URLs configured, the stream keeps events that long).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from redis.exceptions import ResponseError
 
 from indgang import keys
 from indgang.background import BackgroundLoop
+from indgang.events import conversation_of
 from indgang.settings import Settings
 from indgang.webhooks.signing import sign
 
@@ -44,6 +49,7 @@ BLOCK_MS = 1000  # well inside the Redis client's socket timeout; also how late 
 CONCURRENCY = 10  # requests at once: the gateway's HTTP client also carries the calls to Rasa
 SLACK_SECONDS = 30.0
 MIN_CLAIM_IDLE_SECONDS = 60.0
+SWEEP_EVERY_SECONDS = 60.0
 
 # Claims due retries by moving their due time to the end of a lease instead of removing them, so
 # a gateway that dies mid-attempt leaves them to be tried again rather than lost.
@@ -109,6 +115,7 @@ class WebhookDispatcher:
         self._claim_due = redis.register_script(CLAIM_DUE)
         self._limit = asyncio.Semaphore(CONCURRENCY)
         self._group_ready = False
+        self._swept_at = -math.inf
         # A short pause after a failure (Redis away, say) so the loop does not spin on it.
         self._loop = BackgroundLoop(
             "webhook-dispatcher", lambda: self.run_once(block_ms=BLOCK_MS), pause=0, error_pause=1
@@ -140,8 +147,17 @@ class WebhookDispatcher:
             deliveries += [Delivery(id=delivery_id(entry_id, url), url=url, body=body) for url in self.urls]
         delivered = await self._attempt_all(deliveries)
         if entries:
-            await self.redis.xack(keys.events_stream(), GROUP, *(entry_id for entry_id, _ in entries))
-        return delivered + await self._attempt_all(await self._due_retries())
+            entry_ids = [entry_id for entry_id, _ in entries]
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.xack(keys.events_stream(), GROUP, *entry_ids)
+                if self.urls:  # each event is now delivered or held by its delivery record
+                    pipe.xdel(keys.events_stream(), *entry_ids)
+                await pipe.execute()
+        delivered += await self._attempt_all(await self._due_retries())
+        if self.clock() - self._swept_at >= SWEEP_EVERY_SECONDS:
+            await sweep(self.redis, self.settings.events_retention_seconds, self.clock())
+            self._swept_at = self.clock()
+        return delivered
 
     async def _ensure_group(self) -> None:
         if self._group_ready:
@@ -266,3 +282,34 @@ async def retry_dead_letter(redis: aioredis.Redis, letter_id: str) -> bool:
         pipe.zadd(keys.events_retries(), {letter_id: 0})
         await pipe.execute()
     return True
+
+
+def _created_before(delivery: Delivery, cutoff: str) -> bool:
+    created = delivery.event.get("created_at")
+    return not isinstance(created, str) or created < cutoff
+
+
+async def sweep(redis: aioredis.Redis, retention_seconds: int, now: float) -> int:
+    """Retention: drop stream entries, pending deliveries and dead letters older than
+    `retention_seconds`. Returns how many deliveries and dead letters went."""
+    oldest = now - retention_seconds
+    await redis.xtrim(keys.events_stream(), minid=f"{max(0, int(oldest * 1000))}-0", approximate=False)
+    cutoff = datetime.fromtimestamp(oldest, UTC).isoformat(timespec="milliseconds")
+    return await _drop_deliveries(redis, lambda delivery: _created_before(delivery, cutoff))
+
+
+async def forget_conversation(redis: aioredis.Redis, conversation_id: str) -> int:
+    """Erasure: drop every pending delivery and dead letter about the conversation."""
+    return await _drop_deliveries(redis, lambda delivery: conversation_of(delivery.body) == conversation_id)
+
+
+async def _drop_deliveries(redis: aioredis.Redis, drop: Callable[[Delivery], bool]) -> int:
+    dropped = 0
+    for hash_key in (keys.events_deliveries(), keys.events_dead_letter()):
+        async for delivery_id, raw in redis.hscan_iter(hash_key, count=500):
+            if drop(Delivery.model_validate_json(raw)):
+                async with redis.pipeline(transaction=True) as pipe:
+                    pipe.hdel(hash_key, delivery_id).zrem(keys.events_retries(), delivery_id)
+                    await pipe.execute()
+                dropped += 1
+    return dropped

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from indgang import keys, ratelimit, transcript
+from indgang.erasure import erase_conversation
 from indgang.handoff import HandoffError
 from indgang.i18n import DEFAULT_LANGUAGE, LANGUAGES, t
 from indgang.staff import audit
@@ -237,6 +238,20 @@ async def open_with_reason(
     """An admin's recorded reason opens a conversation that never asked for a person."""
     await console.open_with_reason(conversation_id, member, reason.strip())
     return _back(conversation_id)
+@router.post("/conversations/{conversation_id}/erase")
+async def conversation_erase(
+    conversation_id: ConversationPath,
+    member: AdminDep,
+    redis: RedisDep,
+    settings: SettingsDep,
+    reason: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    """The console's erase button (admins): the API's erasure, from a plain form."""
+    if len(reason.strip()) < 3:
+        return _back(conversation_id, "erase_needs_reason")
+    await erase_conversation(redis, settings, conversation_id, requested_by="staff")
+    await audit.record(redis, member.username, "erase", conversation_id, detail=reason.strip())
+    return _back(conversation_id, "erased")
 
 
 @router.post("/conversations/{conversation_id}/{action}")

@@ -6,15 +6,19 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field, StringConstraints
 
+from indgang import conversation
 from indgang.booking import list_bookings
+from indgang.erasure import erase_conversation
+from indgang.export import citizen_copy
 from indgang.handoff import HandoffError
 from indgang.staff import audit
 from indgang.staff.console import MAX_REASON_CHARS, MAX_TEXT_CHARS
 from indgang.staff.inbox import Inbox, inbox
-from webhook.deps import ConsoleDep, RedisDep
+from webhook.deps import ConsoleDep, RedisDep, SettingsDep
+from webhook.routers.chat_stream import ErasedResponse
 from webhook.schemas import ConversationPath
 from webhook.staff_session import AdminDep, StaffDep
 
@@ -29,6 +33,11 @@ class OpenReason(BaseModel):
     reason: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=3, max_length=MAX_REASON_CHARS)
     ]
+
+
+class EraseRequest(BaseModel):
+    # Kept in the audit log for good: the reason says why, never who the citizen is.
+    reason: str = Field(min_length=3, max_length=500)
 
 
 class HandoffResult(BaseModel):
@@ -131,3 +140,34 @@ async def bookings(member: StaffDep, redis: RedisDep, tovholder: str | None = No
             for b in found
         ]
     }
+
+
+@router.post("/conversations/{conversation_id}/erase", response_model=ErasedResponse)
+async def erase(
+    conversation_id: ConversationPath,
+    body: Annotated[EraseRequest, Body()],
+    member: AdminDep,
+    redis: RedisDep,
+    settings: SettingsDep,
+) -> ErasedResponse:
+    """Erasure on the citizen's request (e.g. by phone): the same erasure as SLET and the web
+    chat's button. Admins only; the audit log keeps who, when and why."""
+    deleted = await erase_conversation(redis, settings, conversation_id, requested_by="staff")
+    await audit.record(redis, member.username, "erase", conversation_id, detail=body.reason.strip())
+    return ErasedResponse(conversation_id=conversation_id, erased=True, deleted_keys=deleted)
+
+
+@router.get("/conversations/{conversation_id}/export", response_class=PlainTextResponse)
+async def export(conversation_id: ConversationPath, member: StaffDep, redis: RedisDep) -> PlainTextResponse:
+    """The conversation as a file, for a citizen's access request (GDPR art. 15): the copy the
+    citizen downloads themselves, in the conversation's language."""
+    await audit.record(redis, member.username, "export", conversation_id)
+    record = await conversation.get(redis, conversation_id)
+    text = await citizen_copy(redis, conversation_id, record.language if record else "da")
+    return PlainTextResponse(
+        text,
+        headers={
+            "Content-Disposition": f'attachment; filename="samtale-{conversation_id[:24]}.txt"',
+            "Cache-Control": "no-store",
+        },
+    )
