@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 
 import pytest
 import redis.asyncio as aioredis
@@ -94,10 +95,9 @@ def sms_settings(base_settings: Settings, fake_twilio: FakeTwilio) -> Settings:
 # --- the web chat: the real gateway serving HTTP in this process, with the dialogue engine down ---
 
 
-@pytest.fixture(scope="session")
-def live_gateway(base_settings: Settings) -> Iterator[str]:
-    """The gateway (pages, SSE, chat API) on a free port, nothing listening where Rasa should be:
-    for browser and streaming tests of everything that does not need the model. Yields its URL."""
+@contextmanager
+def serving(settings: Settings) -> Iterator[str]:
+    """The gateway built from `settings`, served by uvicorn in a thread on `settings.gateway_port`."""
     import threading
     import time
 
@@ -105,13 +105,12 @@ def live_gateway(base_settings: Settings) -> Iterator[str]:
 
     from webhook.main import create_app
 
-    dead = f"http://127.0.0.1:{free_port()}"
-    port = free_port()
-    settings = base_settings.model_copy(
-        update={"rasa_url": dead, "action_server_url": dead, "gateway_port": port}
-    )
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2
+        create_app(settings),
+        host="127.0.0.1",
+        port=settings.gateway_port,
+        log_level="warning",
+        timeout_graceful_shutdown=2,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="live-gateway", daemon=True)
@@ -120,6 +119,22 @@ def live_gateway(base_settings: Settings) -> Iterator[str]:
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "the gateway did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
+    yield f"http://127.0.0.1:{settings.gateway_port}"
     server.should_exit = True
     thread.join(timeout=15)
+
+
+def gateway_settings(base_settings: Settings) -> Settings:
+    """Settings for a gateway on a free port, nothing listening where Rasa should be."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    return base_settings.model_copy(
+        update={"rasa_url": dead, "action_server_url": dead, "gateway_port": free_port()}
+    )
+
+
+@pytest.fixture(scope="session")
+def live_gateway(base_settings: Settings) -> Iterator[str]:
+    """The gateway (pages, SSE, chat API) on a free port, nothing listening where Rasa should be:
+    for browser and streaming tests of everything that does not need the model. Yields its URL."""
+    with serving(gateway_settings(base_settings)) as url:
+        yield url
