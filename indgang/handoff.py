@@ -160,7 +160,7 @@ async def _transition(
     )
     if not int(done):
         if previous == "held-by-other":
-            raise HeldByOther("only the staff member who holds this conversation may do that")
+            raise HeldByOther("another staff member holds this conversation")
         raise HandoffError(f"cannot {action} a conversation whose handoff is {previous}")
     return HandoffState(previous)
 

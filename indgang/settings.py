@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -20,9 +20,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     # INDGANG_ENV: production is stricter (admins need TOTP to log in to the staff console)
-    env: Literal["development", "production"] = Field(
-        default="development", validation_alias=AliasChoices("INDGANG_ENV", "env")
-    )
+    indgang_env: Literal["development", "production"] = "development"
 
     # Redis: REDIS_URL wins; without it the parts below are used (the run command fills them
     # in for its private Redis).

@@ -224,7 +224,7 @@ async def test_guessing_the_code_is_slowed_down_too(
 def production_gateway(base_settings: Settings) -> Iterator[str]:
     settings = gateway_settings(base_settings).model_copy(
         update={
-            "env": "production",
+            "indgang_env": "production",
             "staff_session_secret": secrets.token_urlsafe(48),
             "webhook_secret": secrets.token_urlsafe(48),
             "phone_hash_key": secrets.token_urlsafe(48),

@@ -42,7 +42,7 @@ class Throttled(Exception):
 def _first_stage(member: StaffMember, settings: Settings) -> Stage:
     if member.has_totp:
         return Stage.SECOND_FACTOR
-    if member.is_admin and settings.env == "production":
+    if member.is_admin and settings.indgang_env == "production":
         return Stage.ENROL
     return Stage.FULL
 
