@@ -148,7 +148,7 @@ def staff_account(username: str) -> str:
 
 
 def staff_session(session_hash: str) -> str:
-    """Hash: a staff login session (username, stage, expires_at; a TOTP secret being enrolled),
+    """Hash: a staff login session (username, stage; a TOTP secret being enrolled),
     keyed by the SHA-256 of the id in the browser's cookie. Lives STAFF_SESSION_SECONDS, or
     STAFF_LOGIN_STEP_SECONDS while the login waits for its second step."""
     return f"{PREFIX}:staff:session:{session_hash}"

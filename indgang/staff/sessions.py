@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -18,13 +17,14 @@ import redis.asyncio as aioredis
 
 from indgang import keys
 
-# KEYS: the session, the account's index of sessions. ARGV: username, stage, expires_at, ttl,
-# the session's hash. The index lives as long as the account's longest session.
+# KEYS: the session, the account's index of sessions. ARGV: username, stage, ttl, the
+# session's hash. The session ends when its key expires; the index lives as long as the
+# account's longest session.
 _START = """
-redis.call('HSET', KEYS[1], 'username', ARGV[1], 'stage', ARGV[2], 'expires_at', ARGV[3])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('SADD', KEYS[2], ARGV[5])
-if redis.call('TTL', KEYS[2]) < tonumber(ARGV[4]) then redis.call('EXPIRE', KEYS[2], ARGV[4]) end
+redis.call('HSET', KEYS[1], 'username', ARGV[1], 'stage', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[4])
+if redis.call('TTL', KEYS[2]) < tonumber(ARGV[3]) then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
 """
 
 
@@ -39,7 +39,6 @@ class StaffSession:
     id: str  # the random id the cookie carries; never stored
     username: str
     stage: Stage
-    expires_at: float
 
     @property
     def is_full(self) -> bool:
@@ -51,12 +50,10 @@ def _hash(session_id: str) -> str:
 
 
 async def start(redis: aioredis.Redis, username: str, stage: Stage, ttl_seconds: int) -> StaffSession:
-    session = StaffSession(
-        id=secrets.token_urlsafe(32), username=username, stage=stage, expires_at=time.time() + ttl_seconds
-    )
+    session = StaffSession(id=secrets.token_urlsafe(32), username=username, stage=stage)
     await redis.register_script(_START)(
         keys=[keys.staff_session(_hash(session.id)), keys.staff_account_sessions(username)],
-        args=[username, stage.value, f"{session.expires_at:.3f}", ttl_seconds, _hash(session.id)],
+        args=[username, stage.value, ttl_seconds, _hash(session.id)],
     )
     return session
 
@@ -65,12 +62,7 @@ async def get(redis: aioredis.Redis, session_id: str) -> StaffSession | None:
     data = await redis.hgetall(keys.staff_session(_hash(session_id)))
     if not data:
         return None
-    return StaffSession(
-        id=session_id,
-        username=data["username"],
-        stage=Stage(data["stage"]),
-        expires_at=float(data["expires_at"]),
-    )
+    return StaffSession(id=session_id, username=data["username"], stage=Stage(data["stage"]))
 
 
 async def alive(redis: aioredis.Redis, session_id: str) -> bool:
@@ -101,9 +93,15 @@ async def end_all(redis: aioredis.Redis, username: str, keep: StaffSession | Non
     return int(ended)
 
 
+# Only while the session lasts: an HSET after it ended would make a session without an owner.
+_REMEMBER = """
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+"""
+
+
 async def remember(redis: aioredis.Redis, session: StaffSession, field: str, value: str) -> None:
     """Keep a value with the session for its next step (a TOTP secret being enrolled)."""
-    await redis.hset(keys.staff_session(_hash(session.id)), field, value)
+    await redis.register_script(_REMEMBER)(keys=[keys.staff_session(_hash(session.id))], args=[field, value])
 
 
 async def recall(redis: aioredis.Redis, session: StaffSession, field: str) -> str | None:

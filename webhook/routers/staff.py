@@ -183,7 +183,7 @@ async def change_password(
     new: Annotated[str, Form(max_length=200)],
     repeat: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    """Every other session of the account ends; this one goes on (sessions.py says why)."""
+    """Every other session of the account ends; this one goes on (login.change_password says why)."""
     try:
         if new != repeat:
             raise staff_login.LoginRefused("password_mismatch")
