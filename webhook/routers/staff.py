@@ -102,8 +102,8 @@ async def login_form(request: Request, expired: bool = False) -> HTMLResponse:
     return _page(request, "login.html", None, error="session_expired" if expired else None)
 
 
-def _throttled(request: Request, template: str, wait: int, **context: Any) -> HTMLResponse:
-    page = _page(request, template, None, status_code=429, error="login_throttled", wait=wait, **context)
+def _throttled(request: Request, template: str, member: StaffMember | None, wait: int) -> HTMLResponse:
+    page = _page(request, template, member, status_code=429, error="login_throttled", wait=wait)
     page.headers["Retry-After"] = str(wait)
     return page
 
@@ -129,7 +129,7 @@ async def login(
             redis, settings, client_address(request), username, password
         )
     except staff_login.Throttled as refused:
-        return _throttled(request, "login.html", refused.seconds)
+        return _throttled(request, "login.html", None, refused.seconds)
     except staff_login.LoginRefused as refused:
         return _page(request, "login.html", None, status_code=401, error=refused.text_key)
     log_in(request, session)
@@ -138,7 +138,7 @@ async def login(
 
 @router.get("/login/totp", response_class=HTMLResponse)
 async def login_code_form(request: Request, session: AnySessionDep) -> HTMLResponse:
-    return _page(request, "login_totp.html", None, pattern=TOTP_CODE)
+    return _page(request, "login_totp.html", None)
 
 
 @router.post("/login/totp", response_model=None)
@@ -152,11 +152,9 @@ async def login_code(
     try:
         full = await staff_login.with_code(redis, settings, client_address(request), session, code)
     except staff_login.Throttled as refused:
-        return _throttled(request, "login_totp.html", refused.seconds, pattern=TOTP_CODE)
+        return _throttled(request, "login_totp.html", None, refused.seconds)
     except staff_login.LoginRefused as refused:
-        return _page(
-            request, "login_totp.html", None, status_code=401, error=refused.text_key, pattern=TOTP_CODE
-        )
+        return _page(request, "login_totp.html", None, status_code=401, error=refused.text_key)
     log_in(request, full)
     return RedirectResponse("/staff", status_code=303)
 
@@ -189,11 +187,7 @@ async def change_password(
             raise staff_login.LoginRefused("password_mismatch")
         await staff_login.change_password(redis, client_address(request), session, current, new)
     except staff_login.Throttled as refused:
-        page = _page(
-            request, "account.html", member, status_code=429, error="login_throttled", wait=refused.seconds
-        )
-        page.headers["Retry-After"] = str(refused.seconds)
-        return page
+        return _throttled(request, "account.html", member, refused.seconds)
     except staff_login.LoginRefused as refused:
         return _page(request, "account.html", member, status_code=400, error=refused.text_key)
     return RedirectResponse("/staff/account?notice=password_changed", status_code=303)
@@ -229,7 +223,6 @@ def _enrolment_page(
         qr=Markup(totp.qr_svg(uri)),
         secret=totp.spaced(secret),
         uri=uri,
-        pattern=TOTP_CODE,
         **context,
     )
 
