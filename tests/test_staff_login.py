@@ -99,6 +99,18 @@ async def test_the_delay_grows_with_each_failure_and_says_how_long(
     assert waits[0] >= 1 and waits[1] > waits[0] and waits[2] > waits[1]
 
 
+async def test_a_burst_of_parallel_guesses_is_counted_before_any_is_checked(
+    browsers: dict[str, Browser], redis: aioredis.Redis
+) -> None:
+    await add_account(redis, "mette", PASSWORD)
+    burst = browsers["203.0.113.10"]
+    tokens = [await burst.token() for _ in range(20)]  # one cookie: the last token counts
+    data = [{"username": "mette", "password": f"gæt-{n}", "csrf_token": tokens[-1]} for n in range(20)]
+    answers = await asyncio.gather(*(burst.http.post("/staff/login", data=d) for d in data))
+    codes = [a.status_code for a in answers]
+    assert codes.count(401) == 5 and codes.count(429) == 15
+
+
 async def test_spraying_one_password_over_many_usernames_is_slowed_down(
     browsers: dict[str, Browser], redis: aioredis.Redis
 ) -> None:

@@ -12,6 +12,7 @@ import sys
 import time
 
 import httpx
+import pyotp
 import pytest
 import redis.asyncio as aioredis
 from test_staff_console import PASSWORD, Login, http, login, waiting_conversation  # noqa: F401 (fixtures)
@@ -20,7 +21,7 @@ from indgang import handoff
 from indgang.redis_store import redis_url
 from indgang.settings import PROJECT_DIR, Settings
 from indgang.staff import audit
-from indgang.staff.accounts import Role, authenticate
+from indgang.staff.accounts import Role, authenticate, enrol_totp, get_account
 from webhook.staff_session import CSRF_HEADER, SESSION_COOKIE
 
 pytestmark = pytest.mark.anyio
@@ -210,3 +211,19 @@ async def test_only_the_holder_or_an_admin_closes_a_conversation(
     assert (await jonas.post(f"/api/v1/staff/conversations/{other}/takeover")).status_code == 200
     assert (await admin.post(f"/api/v1/staff/conversations/{other}/close")).status_code == 200
     assert (await handoff.get(redis, other)).state == handoff.HandoffState.CLOSED
+
+
+async def test_resetting_a_lost_second_factor_ends_the_sessions_and_turns_it_off(
+    login: Login,  # noqa: F811
+    redis: aioredis.Redis,
+    base_settings: Settings,
+) -> None:
+    client = await login("mette")
+    await enrol_totp(redis, "mette", pyotp.random_base32(), used_step=0)
+    assert (await get_account(redis, "mette")).has_totp
+    done = staff_command(base_settings, "reset-totp", "mette")
+    assert done.returncode == 0, done.stderr
+    assert not (await get_account(redis, "mette")).has_totp
+    assert not await is_in(client)
+    logged = {(e.staff, e.action, e.detail) for e in await audit.entries(redis)}
+    assert ("cli", "totp_reset", "mette") in logged
