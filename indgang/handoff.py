@@ -35,6 +35,10 @@ class HandoffError(Exception):
     """A transition that the current state does not allow (maps to HTTP 409)."""
 
 
+class HeldByOther(HandoffError):
+    """Only the staff member who holds the conversation may do this (an admin may close it)."""
+
+
 # What each action may start from.
 _ALLOWED_FROM: dict[str, tuple[HandoffState, ...]] = {
     "request": (HandoffState.NONE, HandoffState.RELEASED, HandoffState.CLOSED, HandoffState.REQUESTED),
@@ -51,7 +55,8 @@ _TARGET = {
 
 # KEYS[1] handoff hash, KEYS[2] inbox queue. ARGV: action, target, now, conversation id,
 # staff (or ""), priority (or ""), reason (or ""), ttl, then the allowed start states.
-# Returns {0, current} when refused, {1, previous} when done. `release` also needs the holder.
+# Returns {0, current} when refused, {1, previous} when done. `release` and `close` also need
+# the holder when a staff member is given (an admin closes without one).
 _TRANSITION = """
 local current = redis.call('HGET', KEYS[1], 'state') or 'none'
 local allowed = false
@@ -59,7 +64,8 @@ for i = 9, #ARGV do if ARGV[i] == current then allowed = true end end
 if not allowed then return {0, current} end
 local action, target, now, conv = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local staff, priority, reason, ttl = ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
-if action == 'release' and staff ~= '' and redis.call('HGET', KEYS[1], 'staff') ~= staff then
+local needs_holder = action == 'release' or action == 'close'
+if needs_holder and staff ~= '' and redis.call('HGET', KEYS[1], 'staff') ~= staff then
   return {0, 'held-by-other'}
 end
 local rank = {normal = 0, high = 1, urgent = 2}
@@ -154,7 +160,7 @@ async def _transition(
     )
     if not int(done):
         if previous == "held-by-other":
-            raise HandoffError("another staff member holds this conversation")
+            raise HeldByOther("another staff member holds this conversation")
         raise HandoffError(f"cannot {action} a conversation whose handoff is {previous}")
     return HandoffState(previous)
 
@@ -212,8 +218,9 @@ async def release(redis: aioredis.Redis, conversation_id: str, staff: str, ttl_s
     await _transition(redis, "release", conversation_id, ttl_seconds, staff=staff)
 
 
-async def close(redis: aioredis.Redis, conversation_id: str, ttl_seconds: int) -> None:
-    await _transition(redis, "close", conversation_id, ttl_seconds)
+async def close(redis: aioredis.Redis, conversation_id: str, ttl_seconds: int, staff: str = "") -> None:
+    """Close it; with `staff`, only when that staff member holds it (HeldByOther otherwise)."""
+    await _transition(redis, "close", conversation_id, ttl_seconds, staff=staff)
 
 
 # KEYS[1] the queue, then each member's handoff hash; ARGV the members. Atomic with the

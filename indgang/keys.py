@@ -187,8 +187,34 @@ def staff_opened(conversation_id: str) -> str:
 
 
 def staff_account(username: str) -> str:
-    """Hash: password_hash (argon2), role, display_name. Kept until the account is removed."""
+    """Hash: password_hash (argon2), role, display_name; disabled; totp_secret and
+    totp_last_step once TOTP is enrolled. Kept until the account is removed."""
     return f"{PREFIX}:staff:account:{username}"
+
+
+def staff_session(session_hash: str) -> str:
+    """Hash: a staff login session (username, stage; a TOTP secret being enrolled),
+    keyed by the SHA-256 of the id in the browser's cookie. Lives STAFF_SESSION_SECONDS, or
+    STAFF_LOGIN_STEP_SECONDS while the login waits for its second step."""
+    return f"{PREFIX}:staff:session:{session_hash}"
+
+
+STAFF_LOGIN_STEP_SECONDS = 300  # to type the TOTP code, or to enrol it
+
+
+def staff_account_sessions(username: str) -> str:
+    """Set: the hashes of an account's sessions, so that all of them can be ended at once; lives
+    as long as the longest of them."""
+    return f"{PREFIX}:staff:account:{username}:sessions"
+
+
+def login_failures(kind: str, subject: str) -> str:
+    """Hash: recent failed staff logins (failures, last) of one `kind` of subject: "client" (an
+    address) or "account" (a username); forgotten LOGIN_FAILURES_MEMORY_SECONDS after the last."""
+    return f"{PREFIX}:login:{kind}:{subject}"
+
+
+LOGIN_FAILURES_MEMORY_SECONDS = 3600
 
 
 def staff_audit() -> str:

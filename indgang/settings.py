@@ -48,7 +48,8 @@ def secret_problem(value: str, production: bool) -> str | None:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
-    # development (the default) or production: see the module docstring and README
+    # development (the default) or production: see the module docstring and README (production
+    # also makes admins enrol TOTP before they reach the staff console)
     indgang_env: Literal["development", "production"] = "development"
 
     # Redis: REDIS_URL wins; without it the parts below are used (the run command fills them

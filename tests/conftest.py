@@ -125,10 +125,17 @@ def serving(settings: Settings) -> Iterator[str]:
     thread.join(timeout=15)
 
 
+def gateway_settings(base_settings: Settings) -> Settings:
+    """Settings for a gateway on a free port, nothing listening where Rasa should be."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    return base_settings.model_copy(
+        update={"rasa_url": dead, "action_server_url": dead, "gateway_port": free_port()}
+    )
+
+
 @pytest.fixture(scope="session")
 def live_gateway(base_settings: Settings) -> Iterator[str]:
     """The gateway (pages, SSE, chat API) on a free port, nothing listening where Rasa should be:
     for browser and streaming tests of everything that does not need the model. Yields its URL."""
-    dead = f"http://127.0.0.1:{free_port()}"
-    with serving(base_settings.model_copy(update={"rasa_url": dead, "action_server_url": dead})) as url:
+    with serving(gateway_settings(base_settings)) as url:
         yield url

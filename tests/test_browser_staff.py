@@ -1,14 +1,17 @@
 """The staff console in headless Chromium against the real stack (Rasa, actions, gateway, Redis):
 a staff member logs in, sees a citizen's request for a person appear live, takes it over and
 answers; the answer arrives live in the citizen's web chat; the conversation is handed back and
-the bot answers the citizen's next message again. The console's pages pass axe-core."""
+the bot answers the citizen's next message again. Two-step verification is enrolled from the QR
+page and asked for at the next login. The console's pages pass axe-core."""
 
 from __future__ import annotations
 
 import re
+import time
 import uuid
 
 import httpx
+import pyotp
 import pytest
 from playwright.async_api import Browser, Page, expect
 from test_browser_chat import BOT_WAIT_MS, axe_violations, browser, open_chat  # noqa: F401 (fixture)
@@ -98,3 +101,31 @@ async def test_staff_take_over_answer_live_and_hand_back(browser: Browser, stack
     await expect(chat.messages("bot")).to_have_count(bot_replies + 2, timeout=BOT_WAIT_MS)
     await expect(chat.messages("bot").last).to_contain_text(t("bot.greet.text", "da")[:20])
     assert chat.errors == []
+
+
+async def test_two_step_verification_is_enrolled_by_qr_page_and_asked_for_at_login(
+    browser: Browser,  # noqa: F811
+    stack: Stack,
+) -> None:
+    name = f"jonas{uuid.uuid4().hex[:4]}"
+    staff = await staff_login(browser, stack, name)
+    await staff.get_by_role("link", name=t("staff.console.account", "da")).click()
+    assert await axe_violations(staff) == []
+    await staff.get_by_role("link", name=t("staff.console.totp_enable", "da")).click()
+    await expect(staff.locator("figure.qr svg")).to_be_visible()
+    assert await axe_violations(staff) == []
+    secret = (await staff.locator("#totp-secret").inner_text()).replace(" ", "")
+    await staff.get_by_label(t("staff.console.totp_code", "da")).fill(pyotp.TOTP(secret).now())
+    await staff.get_by_role("button", name=t("staff.console.totp_enable", "da")).click()
+    await expect(staff.get_by_text(t("staff.console.totp_on", "da"))).to_be_visible()
+
+    await staff.get_by_role("button", name="Log ud").click()
+    await staff.get_by_label("Brugernavn").fill(name)
+    await staff.get_by_label("Adgangskode").fill(PASSWORD)
+    await staff.get_by_role("button", name="Log ind").click()
+    await expect(staff).to_have_url(re.compile(r"/staff/login/totp$"))
+    assert await axe_violations(staff) == []
+    # the enrolment spent this time step's code; the next one is accepted too (clock drift)
+    await staff.get_by_label(t("staff.console.totp_code", "da")).fill(pyotp.TOTP(secret).at(time.time() + 30))
+    await staff.get_by_role("button", name="Log ind").click()
+    await expect(staff).to_have_url(re.compile(r"/staff$"))

@@ -38,8 +38,10 @@ async def login(live_gateway: str, redis: aioredis.Redis) -> AsyncIterator[Login
     """Log in as a (new) staff member: a browser-like client with the CSRF header for the API."""
     clients: list[httpx.AsyncClient] = []
 
-    async def log_in(name: str, role: Role = Role.STAFF) -> httpx.AsyncClient:
-        await add_account(redis, name, PASSWORD, role, display_name=name.capitalize(), replace=True)
+    async def log_in(name: str, role: Role = Role.STAFF, replace: bool = True) -> httpx.AsyncClient:
+        """`replace=False` logs in to the account as it is (another device of the same person)."""
+        if replace:
+            await add_account(redis, name, PASSWORD, role, display_name=name.capitalize(), replace=True)
         client = httpx.AsyncClient(base_url=live_gateway, timeout=30)
         clients.append(client)
         form = await client.get("/staff/login")

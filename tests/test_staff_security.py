@@ -1,6 +1,7 @@
 """The staff console's edges over real HTTP (the gateway in-process, a real Redis): sessions
-expire, no other site may frame the console, and an admin's retry of a failed outbound event
-really sends it again (the gateway's own dispatcher, to a real local receiver)."""
+expire, a forged cookie opens nothing, no other site may frame the console, and an admin's
+retry of a failed outbound event really sends it again (the gateway's own dispatcher, to a real
+local receiver)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import asyncio
 import json
 import time
 import uuid
-from base64 import b64decode, b64encode
+from base64 import b64encode
 
 import httpx
 import itsdangerous
@@ -30,28 +31,51 @@ from webhook.staff_session import CSRF_HEADER, SESSION_COOKIE
 pytestmark = pytest.mark.anyio
 
 
-def aged_session(client: httpx.AsyncClient, settings: Settings, seconds: int) -> None:
-    """Move the client's login `seconds` into the past, re-signed as the gateway signs cookies."""
+def signed_cookie(settings: Settings, session: dict[str, object]) -> str:
+    """A cookie as the gateway signs them, with any content: what someone who knows (or guessed)
+    the signing secret can make."""
     signer = itsdangerous.TimestampSigner(settings.staff_session_secret)
-    cookie = next(c for c in client.cookies.jar if c.name == SESSION_COOKIE)
-    session = json.loads(b64decode(signer.unsign(cookie.value)))
-    session["at"] -= seconds
-    value = signer.sign(b64encode(json.dumps(session).encode())).decode()
-    client.cookies.set(SESSION_COOKIE, value, domain=cookie.domain, path=cookie.path)
+    return signer.sign(b64encode(json.dumps(session).encode())).decode()
 
 
-async def test_a_login_expires_after_the_session_time(login: Login, base_settings: Settings) -> None:  # noqa: F811
+async def test_a_login_expires_after_the_session_time(
+    login: Login,  # noqa: F811
+    redis: aioredis.Redis,
+    base_settings: Settings,
+) -> None:
     client = await login("mette")
-    aged_session(client, base_settings, base_settings.staff_session_seconds - 60)
+    [digest] = await redis.smembers(keys.staff_account_sessions("mette"))
+    ttl = await redis.ttl(keys.staff_session(digest))
+    assert base_settings.staff_session_seconds - 60 < ttl <= base_settings.staff_session_seconds
     assert (await client.get("/staff")).status_code == 200  # still within the working day
 
-    aged_session(client, base_settings, 61)
+    await redis.pexpire(keys.staff_session(digest), 1)  # the working day is over
+    await asyncio.sleep(0.05)
     page = await client.get("/staff")
     assert page.status_code == 303 and page.headers["location"] == "/staff/login?expired=1"
     form = await client.get(page.headers["location"])
     assert t("staff.console.session_expired", "da") in form.text
     assert (await client.get("/api/v1/staff/conversations")).status_code == 401
     assert (await client.get("/staff/inbox/events")).status_code == 303  # the live inbox stops too
+
+
+async def test_the_signing_secret_alone_opens_no_session(
+    login: Login,  # noqa: F811
+    live_gateway: str,
+    base_settings: Settings,
+) -> None:
+    """The cookie names a session; the login itself is in Redis. A cookie forged with the signing
+    secret (the published default, say) that names a user, or guesses an id, is nobody."""
+    await login("anne", Role.ADMIN)
+    async with httpx.AsyncClient(base_url=live_gateway, timeout=30) as forger:
+        for forged in (
+            {"user": "anne", "at": int(time.time()), "csrf": "x"},
+            {"sid": "anne"},
+            {"sid": ""},
+        ):
+            forger.cookies.set(SESSION_COOKIE, signed_cookie(base_settings, forged))
+            assert (await forger.get("/staff/audit")).status_code == 303
+            assert (await forger.get("/api/v1/staff/conversations")).status_code == 401
 
 
 async def test_no_other_site_may_frame_the_console_or_cache_it(

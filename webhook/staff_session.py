@@ -1,27 +1,31 @@
 """Staff login sessions and CSRF protection for the console and the staff API.
 
-The session is Starlette's signed cookie (itsdangerous): the username, when the login happened
-and a CSRF token. It expires after STAFF_SESSION_SECONDS. Every POST must carry the token, as
-the form field `csrf_token` or the header `X-CSRF-Token`.
+The cookie is Starlette's signed cookie (itsdangerous). It carries a random session id, the CSRF
+token and the language; the login itself lives in Redis (indgang/staff/sessions.py), so ending
+it there (logout, a password change, a disabled account) makes every copy of the cookie worth
+nothing. Every POST must carry the CSRF token, as the form field `csrf_token` or the header
+`X-CSRF-Token`.
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
-import time
 from typing import Annotated
 
 from fastapi import Depends, Request
 from starlette.middleware.sessions import SessionMiddleware
 
 from indgang.settings import Settings
+from indgang.staff import sessions
 from indgang.staff.accounts import StaffMember, get_account
-from webhook.deps import RedisDep, SettingsDep
+from indgang.staff.sessions import StaffSession, Stage
+from webhook.deps import RedisDep
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 SESSION_COOKIE = "indgang_staff"
+_SESSION_ID = "sid"
 
 
 class LoginRequired(Exception):
@@ -29,7 +33,7 @@ class LoginRequired(Exception):
 
     def __init__(self, expired: bool = False) -> None:
         super().__init__("log in as staff first")
-        self.expired = expired  # there was a login, but it is too old: the form says so
+        self.expired = expired  # there was a login, but it has ended: the form says so
 
 
 class Forbidden(Exception):
@@ -61,15 +65,27 @@ def csrf_token(request: Request) -> str:
     return token
 
 
-def log_in(request: Request, member: StaffMember) -> None:
-    """A fresh session (and token) at login, so a token seen before login is worth nothing."""
+def client_address(request: Request) -> str:
+    """Who is knocking, for login throttling: the peer, or the address a trusted proxy gives
+    (uvicorn's proxy headers, by default trusted from loopback only)."""
+    return request.client.host if request.client else "unknown"
+
+
+def log_in(request: Request, session: StaffSession) -> None:
+    """Point the cookie at the new session, with a fresh CSRF token (one seen before is worth nothing)."""
+    lang = request.session.get("lang")
     request.session.clear()
-    request.session.update({"user": member.username, "at": int(time.time())})
+    request.session[_SESSION_ID] = session.id
+    if lang:
+        request.session["lang"] = lang
     csrf_token(request)
 
 
 def log_out(request: Request) -> None:
+    lang = request.session.get("lang")
     request.session.clear()
+    if lang:
+        request.session["lang"] = lang
 
 
 async def check_csrf(request: Request) -> None:
@@ -85,24 +101,35 @@ async def check_csrf(request: Request) -> None:
         raise Forbidden("missing or wrong CSRF token", "csrf_failed")
 
 
-def session_ends_at(request: Request, settings: Settings) -> float:
-    """When the login in this session stops counting (epoch seconds; 0 without a login)."""
-    logged_in_at = int(request.session.get("at") or 0)
-    return logged_in_at + settings.staff_session_seconds if logged_in_at else 0.0
-
-
-async def current_staff(request: Request, redis: RedisDep, settings: SettingsDep) -> StaffMember:
-    username = request.session.get("user")
-    if not username:
+async def any_session(request: Request, redis: RedisDep) -> StaffSession:
+    """The cookie's session at any stage of the login (a code or an enrolment may be awaited)."""
+    session_id = request.session.get(_SESSION_ID)
+    if not session_id:
         raise LoginRequired
-    if time.time() >= session_ends_at(request, settings):
+    session = await sessions.get(redis, session_id)
+    if session is None:  # it ended: logged out, expired, or ended by a password change or an admin
         log_out(request)
         raise LoginRequired(expired=True)
-    member = await get_account(redis, username)
-    if member is None:  # the account was removed since the login
-        log_out(request)
-        raise LoginRequired
     await check_csrf(request)
+    return session
+
+
+AnySessionDep = Annotated[StaffSession, Depends(any_session)]
+
+
+async def current_session(session: AnySessionDep) -> StaffSession:
+    if session.stage != Stage.FULL:
+        raise LoginRequired
+    return session
+
+
+SessionDep = Annotated[StaffSession, Depends(current_session)]
+
+
+async def current_staff(redis: RedisDep, session: SessionDep) -> StaffMember:
+    member = await get_account(redis, session.username)
+    if member is None or member.disabled:  # ended since (its sessions end with it; this is a guard)
+        raise LoginRequired
     return member
 
 

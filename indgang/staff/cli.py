@@ -1,4 +1,6 @@
-"""`indgang staff add USERNAME`: make (or with --replace, change) a staff account."""
+"""`indgang staff ...`: add (or with --replace, change), disable, enable and remove staff
+accounts, and turn an account's TOTP off (a lost phone). Every change ends the account's
+sessions (and so its open live streams) at once, and is written to the audit log."""
 
 from __future__ import annotations
 
@@ -6,10 +8,23 @@ import argparse
 import asyncio
 import getpass
 import sys
+from collections.abc import Awaitable, Callable
+
+import redis.asyncio as aioredis
 
 from indgang.redis_store import connect
 from indgang.settings import get_settings
-from indgang.staff.accounts import AccountError, Role, add_account
+from indgang.staff import audit
+from indgang.staff.accounts import (
+    AccountError,
+    Role,
+    add_account,
+    remove_account,
+    reset_totp,
+    set_disabled,
+)
+
+ACTOR = "cli"  # who made a change, in the audit log: someone with access to the server
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -20,8 +35,17 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("--role", choices=[r.value for r in Role], default=Role.STAFF.value)
     add.add_argument("--name", required=True, help="the name citizens and colleagues see on replies")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-    add.add_argument("--replace", action="store_true", help="change an existing account")
+    add.add_argument("--replace", action="store_true", help="change an existing account (ends its sessions)")
     add.set_defaults(func=add_command)
+    for name, func, text in (
+        ("disable", disable_command, "stop an account from logging in; ends its sessions and streams now"),
+        ("enable", enable_command, "let a disabled account log in again"),
+        ("remove", remove_command, "delete an account; ends its sessions and streams now"),
+        ("reset-totp", reset_totp_command, "turn an account's two-step verification off (a lost phone)"),
+    ):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("username")
+        command.set_defaults(func=func)
 
 
 def _password(from_stdin: bool) -> str:
@@ -33,20 +57,50 @@ def _password(from_stdin: bool) -> str:
     return first
 
 
+def _run(change: Callable[[aioredis.Redis], Awaitable[str]]) -> None:
+    async def run() -> str:
+        redis = connect(get_settings())
+        try:
+            return await change(redis)
+        finally:
+            await redis.aclose()
+
+    try:
+        print(asyncio.run(run()))
+    except AccountError as exc:
+        sys.exit(str(exc))
+
+
 def add_command(args: argparse.Namespace) -> None:
     password = _password(args.password_stdin)
 
-    async def add() -> str:
-        redis = connect(get_settings())
-        try:
-            member = await add_account(
-                redis, args.username, password, Role(args.role), args.name, replace=args.replace
-            )
-        finally:
-            await redis.aclose()
+    async def add(redis: aioredis.Redis) -> str:
+        member = await add_account(
+            redis, args.username, password, Role(args.role), args.name, replace=args.replace
+        )
+        await audit.record(
+            redis, ACTOR, "account_changed" if args.replace else "account_added", detail=member.username
+        )
         return f"{member.username} ({member.role.value}) can log in at /staff"
 
-    try:
-        print(asyncio.run(add()))
-    except AccountError as exc:
-        sys.exit(str(exc))
+    _run(add)
+
+
+def _ending(action: str, end: Callable[[aioredis.Redis, str], Awaitable[int]], done: str) -> Callable:
+    def command(args: argparse.Namespace) -> None:
+        username = args.username.strip().lower()
+
+        async def change(redis: aioredis.Redis) -> str:
+            ended = await end(redis, username)
+            await audit.record(redis, ACTOR, action, detail=username)
+            return f"{username} {done}; {ended} session(s) ended"
+
+        _run(change)
+
+    return command
+
+
+disable_command = _ending("account_disabled", lambda r, u: set_disabled(r, u, True), "is disabled")
+enable_command = _ending("account_enabled", lambda r, u: set_disabled(r, u, False), "can log in again")
+remove_command = _ending("account_removed", remove_account, "is removed")
+reset_totp_command = _ending("totp_reset", reset_totp, "logs in without a code again")

@@ -150,7 +150,9 @@ class StaffConsole:
         await deliver_to_citizen(self.redis, self.settings, conversation_id, text, sender="bot")
 
     async def close(self, conversation_id: str, member: StaffMember) -> None:
-        await handoff.close(self.redis, conversation_id, self.ttl)
+        """Only by the staff member who holds it, or an admin (HeldByOther, HTTP 403, otherwise)."""
+        holder = "" if member.is_admin else member.username
+        await handoff.close(self.redis, conversation_id, self.ttl, staff=holder)
         await audit.record(self.redis, member.username, "close", conversation_id)
         text = t("staff.closed_conversation", await self._language(conversation_id))
         await deliver_to_citizen(self.redis, self.settings, conversation_id, text, sender="bot")

@@ -8,21 +8,22 @@ and the open conversation live over Server-Sent Events.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import redis.asyncio as aioredis
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from indgang import keys, ratelimit, transcript
+from indgang import keys, transcript
 from indgang.erasure import erase_conversation
-from indgang.handoff import HandoffError
+from indgang.handoff import HandoffError, HeldByOther
 from indgang.i18n import DEFAULT_LANGUAGE, LANGUAGES, t
-from indgang.staff import audit
-from indgang.staff.accounts import StaffMember, authenticate
+from indgang.staff import audit, sessions, totp
+from indgang.staff import login as staff_login
+from indgang.staff.accounts import StaffMember, get_account
 from indgang.staff.console import MAX_REASON_CHARS, MAX_TEXT_CHARS, NotAllowed, canned_replies
 from indgang.staff.inbox import inbox
 from indgang.webhooks import dead_letters, retry_dead_letter
@@ -33,20 +34,22 @@ from webhook.schemas import ConversationPath
 from webhook.staff_session import (
     CSRF_FIELD,
     AdminDep,
+    AnySessionDep,
+    LoginRequired,
+    SessionDep,
     StaffDep,
     check_csrf,
+    client_address,
     csrf_token,
     log_in,
     log_out,
-    session_ends_at,
 )
 from webhook.templating import templates
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
 
 INBOX_POLL_SECONDS = 1.0
-LOGIN_ATTEMPTS = 10  # per username per window, against password guessing
-LOGIN_WINDOW_SECONDS = 300
+TOTP_CODE = r"^[0-9]{6}$"
 ACTIONS = ("takeover", "reply", "note", "release", "close")
 # Unlike the citizen chat, no other site may frame the console (clickjacking its buttons), and
 # pages with citizens' special-category data are never stored in a browser cache.
@@ -100,30 +103,160 @@ async def login_form(request: Request, expired: bool = False) -> HTMLResponse:
     return _page(request, "login.html", None, error="session_expired" if expired else None)
 
 
+def _throttled(request: Request, template: str, member: StaffMember | None, wait: int) -> HTMLResponse:
+    page = _page(request, template, member, status_code=429, error="login_throttled", wait=wait)
+    page.headers["Retry-After"] = str(wait)
+    return page
+
+
+_AFTER_STAGE = {
+    sessions.Stage.FULL: "/staff",
+    sessions.Stage.SECOND_FACTOR: "/staff/login/totp",
+    sessions.Stage.ENROL: "/staff/totp",
+}
+
+
 @router.post("/login", response_model=None)
 async def login(
     request: Request,
     redis: RedisDep,
+    settings: SettingsDep,
     username: Annotated[str, Form(max_length=80)],
     password: Annotated[str, Form(max_length=200)],
 ) -> Response:
     await check_csrf(request)
-    subject = f"login:{username.strip().lower()}"
-    if await ratelimit.hit(redis, subject, LOGIN_ATTEMPTS, LOGIN_WINDOW_SECONDS) is not None:
-        return _page(request, "login.html", None, status_code=429, error="login_failed")
-    member = await authenticate(redis, username, password)
-    if member is None:
-        return _page(request, "login.html", None, status_code=401, error="login_failed")
-    log_in(request, member)
-    await audit.record(redis, member.username, "login")
+    try:
+        session = await staff_login.with_password(
+            redis, settings, client_address(request), username, password
+        )
+    except staff_login.Throttled as refused:
+        return _throttled(request, "login.html", None, refused.seconds)
+    except staff_login.LoginRefused as refused:
+        return _page(request, "login.html", None, status_code=401, error=refused.text_key)
+    log_in(request, session)
+    return RedirectResponse(_AFTER_STAGE[session.stage], status_code=303)
+
+
+@router.get("/login/totp", response_class=HTMLResponse)
+async def login_code_form(request: Request, session: AnySessionDep) -> HTMLResponse:
+    return _page(request, "login_totp.html", None)
+
+
+@router.post("/login/totp", response_model=None)
+async def login_code(
+    request: Request,
+    session: AnySessionDep,
+    redis: RedisDep,
+    settings: SettingsDep,
+    code: Annotated[str, Form(pattern=TOTP_CODE)],
+) -> Response:
+    try:
+        full = await staff_login.with_code(redis, settings, client_address(request), session, code)
+    except staff_login.Throttled as refused:
+        return _throttled(request, "login_totp.html", None, refused.seconds)
+    except staff_login.LoginRefused as refused:
+        return _page(request, "login_totp.html", None, status_code=401, error=refused.text_key)
+    log_in(request, full)
     return RedirectResponse("/staff", status_code=303)
 
 
 @router.post("/logout")
-async def logout(request: Request, member: StaffDep, redis: RedisDep) -> RedirectResponse:
-    await audit.record(redis, member.username, "logout")
+async def logout(request: Request, session: SessionDep, redis: RedisDep) -> RedirectResponse:
+    await staff_login.log_out(redis, session)
     log_out(request)
     return RedirectResponse("/staff/login", status_code=303)
+
+
+@router.get("/account", response_class=HTMLResponse)
+async def account_page(request: Request, member: StaffDep, notice: str | None = None) -> HTMLResponse:
+    return _page(request, "account.html", member, notice=notice if notice == "password_changed" else None)
+
+
+@router.post("/password", response_model=None)
+async def change_password(
+    request: Request,
+    member: StaffDep,
+    session: SessionDep,
+    redis: RedisDep,
+    current: Annotated[str, Form(max_length=200)],
+    new: Annotated[str, Form(max_length=200)],
+    repeat: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Every other session of the account ends; this one goes on (login.change_password says why)."""
+    try:
+        if new != repeat:
+            raise staff_login.LoginRefused("password_mismatch")
+        await staff_login.change_password(redis, client_address(request), session, current, new)
+    except staff_login.Throttled as refused:
+        return _throttled(request, "account.html", member, refused.seconds)
+    except staff_login.LoginRefused as refused:
+        return _page(request, "account.html", member, status_code=400, error=refused.text_key)
+    return RedirectResponse("/staff/account?notice=password_changed", status_code=303)
+
+
+async def _enrolling(
+    session: AnySessionDep, redis: RedisDep
+) -> tuple[sessions.StaffSession, StaffMember | None]:
+    """TOTP is enrolled from a full session, or from a login that must enrol before it counts."""
+    if session.stage == sessions.Stage.SECOND_FACTOR:
+        raise LoginRequired
+    member = await get_account(redis, session.username) if session.is_full else None
+    return session, member
+
+
+EnrollingDep = Annotated[tuple[sessions.StaffSession, StaffMember | None], Depends(_enrolling)]
+
+
+def _enrolment_page(
+    request: Request,
+    session: sessions.StaffSession,
+    member: StaffMember | None,
+    secret: str,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    uri = totp.provisioning_uri(secret, session.username)
+    return _page(
+        request,
+        "totp.html",
+        member,
+        status_code=status_code,
+        qr=Markup(totp.qr_svg(uri)),
+        secret=totp.spaced(secret),
+        uri=uri,
+        **context,
+    )
+
+
+@router.get("/totp", response_class=HTMLResponse)
+async def totp_page(request: Request, enrolling: EnrollingDep, redis: RedisDep) -> HTMLResponse:
+    session, member = enrolling
+    if member is not None and member.has_totp:
+        return _page(request, "totp.html", member, enrolled=True)
+    secret = await staff_login.enrolment_secret(redis, session)
+    return _enrolment_page(request, session, member, secret, required=member is None)
+
+
+@router.post("/totp", response_model=None)
+async def totp_confirm(
+    request: Request,
+    enrolling: EnrollingDep,
+    redis: RedisDep,
+    settings: SettingsDep,
+    code: Annotated[str, Form(pattern=TOTP_CODE)],
+) -> Response:
+    session, member = enrolling
+    try:
+        confirmed = await staff_login.confirm_enrolment(redis, settings, session, code)
+    except staff_login.LoginRefused as refused:
+        secret = await staff_login.enrolment_secret(redis, session)
+        return _enrolment_page(
+            request, session, member, secret, status_code=400, error=refused.text_key, required=member is None
+        )
+    if confirmed.id != session.id:  # the login that waited for this is now a full one
+        log_in(request, confirmed)
+        return RedirectResponse("/staff", status_code=303)
+    return RedirectResponse("/staff/account", status_code=303)
 
 
 @router.get("", response_class=HTMLResponse)
@@ -133,12 +266,14 @@ async def inbox_page(request: Request, member: StaffDep, redis: RedisDep) -> HTM
 
 
 async def _follow_inbox(
-    request: Request, redis: aioredis.Redis, member: StaffMember, ends_at: float
+    request: Request, redis: aioredis.Redis, member: StaffMember, session: sessions.StaffSession
 ) -> AsyncIterator[Any]:
     lang = _language(request)
     shown = request.query_params.get("version")
     template = templates.get_template("staff/_inbox_lists.html")
-    while time.time() < ends_at:  # then the browser reconnects, and is refused until it logs in
+    # Until the session ends (expired, logged out, ended by an admin): then the browser
+    # reconnects, and is refused until it logs in.
+    while await sessions.alive(redis, session.id):
         current = await inbox(redis, member.username)
         if current.version != shown:
             shown = current.version
@@ -149,12 +284,11 @@ async def _follow_inbox(
 
 @router.get("/inbox/events")
 async def inbox_events(
-    request: Request, member: StaffDep, redis: RedisDep, settings: SettingsDep
+    request: Request, member: StaffDep, session: SessionDep, redis: RedisDep
 ) -> EventSourceResponse:
     """The inbox lists as HTML, sent again whenever something in them changes."""
-    ends_at = session_ends_at(request, settings)
     await audit.record(redis, member.username, "inbox", detail="stream")
-    return EventSourceResponse(_follow_inbox(request, redis, member, ends_at), ping=PING_SECONDS)
+    return EventSourceResponse(_follow_inbox(request, redis, member, session), ping=PING_SECONDS)
 
 
 @router.get("/conversations/{conversation_id}", response_class=HTMLResponse)
@@ -191,12 +325,16 @@ async def conversation_page(
 
 
 async def _follow_conversation(
-    request: Request, redis: aioredis.Redis, conversation_id: str, after: str | None, ends_at: float
+    request: Request,
+    redis: aioredis.Redis,
+    conversation_id: str,
+    after: str | None,
+    session: sessions.StaffSession,
 ) -> AsyncIterator[Any]:
     lang = _language(request)
     template = templates.get_template("staff/_message.html")
     cursor = after
-    while time.time() < ends_at:
+    while await sessions.alive(redis, session.id):
         found, cursor = await transcript.read(redis, conversation_id, cursor)
         for message in found:
             html = template.render(message=message, t=_texts(lang))
@@ -211,8 +349,8 @@ async def conversation_events(
     conversation_id: ConversationPath,
     member: StaffDep,
     console: ConsoleDep,
+    session: SessionDep,
     redis: RedisDep,
-    settings: SettingsDep,
     after: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
     """New messages of the conversation (notes included) as HTML list items."""
@@ -221,9 +359,7 @@ async def conversation_events(
         return Response(status_code=422)
     await console.watch(conversation_id, member)
     return EventSourceResponse(
-        _follow_conversation(
-            request, redis, conversation_id, cursor or None, session_ends_at(request, settings)
-        ),
+        _follow_conversation(request, redis, conversation_id, cursor or None, session),
         ping=PING_SECONDS,
     )
 
@@ -280,7 +416,9 @@ async def conversation_action(
         else:
             await console.close(conversation_id, member)
             return RedirectResponse("/staff", status_code=303)
-    except HandoffError:
+    except HandoffError as error:
+        if action == "close" and isinstance(error, HeldByOther):
+            return _back(conversation_id, "not_yours_to_close")
         return _back(conversation_id, "not_yours" if action == "reply" else "taken_by_other")
     return _back(conversation_id)
 

@@ -13,7 +13,7 @@ from indgang import conversation
 from indgang.booking import list_bookings
 from indgang.erasure import erase_conversation
 from indgang.export import citizen_copy
-from indgang.handoff import HandoffError
+from indgang.handoff import HandoffError, HeldByOther
 from indgang.staff import audit
 from indgang.staff.console import MAX_REASON_CHARS, MAX_TEXT_CHARS
 from indgang.staff.inbox import Inbox, inbox
@@ -116,8 +116,11 @@ async def release(conversation_id: ConversationPath, member: StaffDep, console: 
 
 @router.post("/conversations/{conversation_id}/close", response_model=HandoffResult)
 async def close(conversation_id: ConversationPath, member: StaffDep, console: ConsoleDep) -> Any:
+    """Only the staff member who holds the conversation, or an admin (403 for anyone else)."""
     try:
         await console.close(conversation_id, member)
+    except HeldByOther as error:
+        return JSONResponse({"error": "forbidden", "detail": str(error)}, status_code=403)
     except HandoffError as error:
         return conflict(error)
     return HandoffResult(conversation_id=conversation_id, handoff="closed")
