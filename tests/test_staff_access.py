@@ -12,6 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 from test_staff_console import Login, citizen_waiting, http, login  # noqa: F401 (fixtures)
 
+from indgang import keys
 from indgang.staff import audit
 from indgang.staff.accounts import Role
 from webhook.staff_session import CSRF_HEADER
@@ -84,7 +85,7 @@ async def test_an_admin_opens_any_conversation_only_with_a_recorded_reason(
     page = await admin.get(f"/staff/conversations/{conv}")
     assert page.status_code == 200 and "hvad er et værested" in page.text
     assert await first_event(admin, f"/staff/conversations/{conv}/events") == 200
-    assert ("open", conv, reason) in await actions(redis, "anne")
+    assert ("open", keys.pseudonym(conv), reason) in await actions(redis, "anne")
     # the reason opens it for this admin only
     other_admin = await login("bo", Role.ADMIN)
     assert (await other_admin.get(f"/staff/conversations/{conv}")).status_code == 403
@@ -93,7 +94,7 @@ async def test_an_admin_opens_any_conversation_only_with_a_recorded_reason(
     api = await other_admin.post(f"/api/v1/staff/conversations/{again}/open", json={"reason": reason})
     assert api.status_code == 200
     assert (await other_admin.post(f"/api/v1/staff/conversations/{again}/takeover")).status_code == 200
-    assert ("open", again, reason) in await actions(redis, "bo")
+    assert ("open", keys.pseudonym(again), reason) in await actions(redis, "bo")
 
 
 async def test_every_staff_view_is_audited(
@@ -110,7 +111,7 @@ async def test_every_staff_view_is_audited(
     seen = (await actions(redis, "mette"))[: len(await actions(redis, "mette")) - before]
     assert ("inbox", "", "page") in seen
     assert ("inbox", "", "stream") in seen
-    assert ("view", conv, "stream") in seen
+    assert ("view", keys.pseudonym(conv), "stream") in seen
 
     admin = await login("anne", Role.ADMIN)
     assert (await admin.get("/staff/audit")).status_code == 200

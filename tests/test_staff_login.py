@@ -67,7 +67,7 @@ async def browsers(live_gateway: str, redis: aioredis.Redis) -> AsyncIterator[di
 async def test_an_attacker_guessing_cannot_lock_the_real_user_out(
     browsers: dict[str, Browser], redis: aioredis.Redis
 ) -> None:
-    await add_account(redis, "mette", PASSWORD)
+    await add_account(redis, "mette", PASSWORD, display_name="Mette")
     attacker = browsers["203.0.113.7"]
     answers = [(await attacker.log_in("mette", f"gæt-nummer-{n}")).status_code for n in range(10)]
     assert answers[:5] == [401] * 5 and 429 in answers  # slowed down after a few failures
@@ -82,7 +82,7 @@ async def test_an_attacker_guessing_cannot_lock_the_real_user_out(
 async def test_the_delay_grows_with_each_failure_and_says_how_long(
     browsers: dict[str, Browser], redis: aioredis.Redis
 ) -> None:
-    await add_account(redis, "mette", PASSWORD)
+    await add_account(redis, "mette", PASSWORD, display_name="Mette")
     attacker = browsers["203.0.113.8"]
     for n in range(5):
         assert (await attacker.log_in("mette", f"forkert-{n}")).status_code == 401
@@ -102,7 +102,7 @@ async def test_the_delay_grows_with_each_failure_and_says_how_long(
 async def test_a_burst_of_parallel_guesses_is_counted_before_any_is_checked(
     browsers: dict[str, Browser], redis: aioredis.Redis
 ) -> None:
-    await add_account(redis, "mette", PASSWORD)
+    await add_account(redis, "mette", PASSWORD, display_name="Mette")
     burst = browsers["203.0.113.10"]
     tokens = [await burst.token() for _ in range(20)]  # one cookie: the last token counts
     data = [{"username": "mette", "password": f"gæt-{n}", "csrf_token": tokens[-1]} for n in range(20)]
@@ -114,7 +114,7 @@ async def test_a_burst_of_parallel_guesses_is_counted_before_any_is_checked(
 async def test_spraying_one_password_over_many_usernames_is_slowed_down(
     browsers: dict[str, Browser], redis: aioredis.Redis
 ) -> None:
-    await add_account(redis, "mette", PASSWORD)
+    await add_account(redis, "mette", PASSWORD, display_name="Mette")
     sprayer = browsers["203.0.113.9"]
     answers = [(await sprayer.log_in(f"bruger{n}", "Sommer2026!")).status_code for n in range(30)]
     assert answers.count(401) <= 6 and answers.count(429) >= 24
@@ -124,7 +124,7 @@ async def test_spraying_one_password_over_many_usernames_is_slowed_down(
 async def test_many_clients_guessing_one_account_get_delays_of_at_most_a_minute(
     browsers: dict[str, Browser], redis: aioredis.Redis
 ) -> None:
-    await add_account(redis, "mette", PASSWORD)
+    await add_account(redis, "mette", PASSWORD, display_name="Mette")
     answers = [(await browsers[f"203.0.113.{n}"].log_in("mette", "forkert-kodeord")) for n in range(30, 60)]
     throttled = [a for a in answers if a.status_code == 429]
     assert throttled and all(int(a.headers["retry-after"]) <= 60 for a in throttled)
@@ -249,8 +249,8 @@ def production_gateway(base_settings: Settings) -> Iterator[str]:
 async def test_in_production_an_admin_must_enrol_totp_before_getting_in(
     production_gateway: str, redis: aioredis.Redis
 ) -> None:
-    await add_account(redis, "anne", PASSWORD, Role.ADMIN)
-    await add_account(redis, "mette", PASSWORD)
+    await add_account(redis, "anne", PASSWORD, Role.ADMIN, display_name="Anne")
+    await add_account(redis, "mette", PASSWORD, display_name="Mette")
     staff = Browser(production_gateway, "198.51.100.50")
     admin = Browser(production_gateway, "198.51.100.51")
     try:

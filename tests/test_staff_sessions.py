@@ -125,7 +125,9 @@ async def test_changing_a_password_on_the_command_line_ends_every_session(
     client = await login("mette")
     assert await is_in(client)
     done = staff_command(
-        base_settings, "add", "mette", "--replace", "--password-stdin", stdin="et-nyt-kodeord\n"
+        base_settings,
+        *("add", "mette", "--name", "Mette", "--replace", "--password-stdin"),
+        stdin="et-nyt-kodeord\n",
     )
     assert done.returncode == 0, done.stderr
     assert not await is_in(client)

@@ -260,9 +260,12 @@ async def totp_confirm(
 
 
 @router.get("", response_class=HTMLResponse)
-async def inbox_page(request: Request, member: StaffDep, redis: RedisDep) -> HTMLResponse:
+async def inbox_page(
+    request: Request, member: StaffDep, redis: RedisDep, notice: str | None = None
+) -> HTMLResponse:
     await audit.record(redis, member.username, "inbox", detail="page")  # it shows what citizens wrote
-    return _page(request, "inbox.html", member, inbox=await inbox(redis, member.username))
+    shown = notice if notice == "erased" else None  # the only notice that leads here
+    return _page(request, "inbox.html", member, inbox=await inbox(redis, member.username), notice=shown)
 
 
 async def _follow_inbox(
@@ -387,7 +390,8 @@ async def conversation_erase(
         return _back(conversation_id, "erase_needs_reason")
     await erase_conversation(redis, settings, conversation_id, requested_by="staff")
     await audit.record(redis, member.username, "erase", conversation_id, detail=reason.strip())
-    return _back(conversation_id, "erased")
+    # The conversation is gone: back to the inbox, not to its (now empty) page.
+    return RedirectResponse("/staff?notice=erased", status_code=303)
 
 
 @router.post("/conversations/{conversation_id}/{action}")
