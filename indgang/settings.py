@@ -76,6 +76,21 @@ class Settings(BaseSettings):
     # Abuse protection: at most this many messages per conversation per window.
     chat_rate_limit: int = 20
     chat_rate_window_seconds: int = 60
+    # ... and per client (the peer address; X-Forwarded-For only when the peer is one of these
+    # proxies, comma-separated addresses or networks, as uvicorn's --forwarded-allow-ips).
+    trusted_proxies: str = "127.0.0.1,::1"
+    client_chat_limit: int = Field(default=60, ge=1)  # messages over all its conversations
+    client_offers_limit: int = Field(default=120, ge=1)  # offer searches
+    client_streams_limit: int = Field(default=60, ge=1)  # live streams opened
+    client_login_limit: int = Field(default=30, ge=1)  # staff login attempts
+    client_rate_window_seconds: int = Field(default=60, ge=1)
+    # Live streams (SSE) open at once in one gateway process: per client, and in all.
+    streams_per_client: int = Field(default=10, ge=1)
+    streams_total: int = Field(default=2000, ge=1)
+    # New bookings per verified phone number (SMS) and per web conversation, per window.
+    booking_per_phone_limit: int = Field(default=3, ge=1)
+    booking_per_conversation_limit: int = Field(default=3, ge=1)
+    booking_limit_window_seconds: int = Field(default=7 * 24 * 60 * 60, ge=60)
 
     # Offer catalogue and search
     catalogue_dir: Path = PACKAGE_DIR / "catalogue" / "data"
