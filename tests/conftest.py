@@ -119,6 +119,7 @@ def serving(settings: Settings) -> Iterator[str]:
         port=port,
         log_level="warning",
         timeout_graceful_shutdown=2,
+        proxy_headers=False,  # as webhook.main.run: the app reads X-Forwarded-For (TRUSTED_PROXIES)
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="live-gateway", daemon=True)
