@@ -75,6 +75,19 @@ async def hit(redis: aioredis.Redis, kind: Kind, who: str, limit: int, window_se
     return max(1, math.ceil(stats.reset_time - time.time()))
 
 
+async def over(redis: aioredis.Redis, kind: Kind, who: str, limit: int, window_seconds: int) -> int | None:
+    """As `hit`, without counting: whether the next event would be refused (then the seconds to
+    wait), for a step that counts only once it has succeeded."""
+    if not SUBJECT.match(who):
+        raise ValueError(f"not a rate-limit subject: {who!r}")
+    item, named = RateLimitItemPerSecond(limit, window_seconds), keys.pseudonym(who)
+    limiter = _limiter(redis)
+    if await limiter.test(item, kind.value, named):
+        return None
+    stats = await limiter.get_window_stats(item, kind.value, named)
+    return max(1, math.ceil(stats.reset_time - time.time()))
+
+
 def client_limit(settings: Settings, kind: Kind) -> int:
     """The per-client limit of `kind` (per CLIENT_RATE_WINDOW_SECONDS)."""
     return {
