@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from test_staff_console import Login, login, waiting_conversation  # noqa: F401 (fixtures)
 
 from indgang import keys, ratelimit
 from indgang.ratelimit import Kind
@@ -58,3 +59,17 @@ async def test_an_emergency_reply_goes_even_when_every_sms_limit_is_spent(
     assert await throttle.check(redis, settings, "sms-a") == "per_number"
     assert await throttle.check(redis, settings, "sms-a", urgent=True) is None
     assert await throttle.check(redis, settings, "sms-d", urgent=True) is None
+
+
+async def test_no_conversation_id_reaches_another_conversations_keys(
+    login: Login,  # noqa: F811
+    http: httpx.AsyncClient,
+) -> None:
+    """Ids are validated everywhere they enter, so no id names another kind of key: taking over
+    "<id>:transcript" would make the inbox read a transcript stream as a conversation record."""
+    conv = await waiting_conversation(http)
+    staff = await login("sara")
+    for made_up in (f"{conv}:transcript", f"{conv}:handoff", f"{conv}.x"):
+        assert (await staff.post(f"/api/v1/staff/conversations/{made_up}/takeover")).status_code == 422
+    assert (await staff.get("/staff")).status_code == 200
+    assert (await staff.post(f"/api/v1/staff/conversations/{conv}/takeover")).status_code == 200
