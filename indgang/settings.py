@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     redis_port: int = 6379
     redis_db: int = 0
     redis_password: str | None = None
+    redis_max_connections: int = Field(default=32, ge=2)  # per process; one is the stream reader's
 
     # Processes
     gateway_host: str = "127.0.0.1"
