@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from sse_starlette import EventSourceResponse
@@ -19,7 +20,7 @@ CHECK_SECONDS = 3.0
 FULL_RETRY_AFTER_SECONDS = 30
 
 
-def live_stream(feed: TranscriptFeed, client: str, events: AsyncIterator[Any]) -> EventSourceResponse:
+def live_stream(feed: TranscriptFeed, client: str, events: AsyncGenerator[Any]) -> EventSourceResponse:
     """`events` as a stream holding one of the client's places: 429 when the client has all its
     streams open already, 503 when the gateway has. The place is given back when the stream ends
     however it ends (the generator's end, or the response's background task if it never ran)."""
@@ -32,8 +33,9 @@ def live_stream(feed: TranscriptFeed, client: str, events: AsyncIterator[Any]) -
 
     async def held() -> AsyncIterator[Any]:
         try:
-            async for event in events:
-                yield event
+            async with aclosing(events):  # its watch ends with the stream, not when collected
+                async for event in events:
+                    yield event
         finally:
             slot.release()
 
