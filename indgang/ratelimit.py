@@ -45,21 +45,21 @@ def subject(text: str) -> str:
     return text if SUBJECT.match(text) else "sha256-" + hashlib.sha256(text.encode()).hexdigest()
 
 
-_limiters: weakref.WeakKeyDictionary[object, MovingWindowRateLimiter] = weakref.WeakKeyDictionary()
+# Keyed by the client (the limiter holds only its pool), so an entry goes with its client.
+_limiters: weakref.WeakKeyDictionary[aioredis.Redis, MovingWindowRateLimiter] = weakref.WeakKeyDictionary()
 
 
 def _limiter(redis: aioredis.Redis) -> MovingWindowRateLimiter:
-    """One limiter per connection pool: the counters share the process's Redis connections."""
-    pool = redis.connection_pool
-    if pool not in _limiters:
+    """One limiter per Redis client, on the client's pool: the counters share its connections."""
+    if redis not in _limiters:
         storage = RedisStorage(
             "async+redis://",  # the pool below decides where; the URL only picks the scheme
             implementation="redispy",
             key_prefix=keys.rate_limit_prefix(),
-            connection_pool=pool,
+            connection_pool=redis.connection_pool,
         )
-        _limiters[pool] = MovingWindowRateLimiter(storage)
-    return _limiters[pool]
+        _limiters[redis] = MovingWindowRateLimiter(storage)
+    return _limiters[redis]
 
 
 async def hit(redis: aioredis.Redis, kind: Kind, who: str, limit: int, window_seconds: int) -> int | None:
