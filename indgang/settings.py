@@ -123,7 +123,7 @@ class Settings(BaseSettings):
     twilio_from_number: str | None = None  # E.164, e.g. +4512345678
     twilio_api_base: str = "https://api.twilio.com"  # tests point this at a fake Twilio
     twilio_messaging_service_sid: str | None = None  # MG...; used instead of the From number when set
-    # SMS spending guards: replies per citizen's number, and all SMS, per fixed window
+    # SMS spending guards: replies per citizen's number, and all SMS, per moving window
     sms_per_number_limit: int = Field(default=12, ge=1)
     sms_per_number_window_seconds: int = Field(default=600, ge=1)
     sms_global_limit: int = Field(default=300, ge=1)
