@@ -27,8 +27,6 @@ class Kind(StrEnum):
     CLIENT_CHAT = "client-chat"  # one client's chat messages, over all its conversations
     CLIENT_OFFERS = "client-offers"  # one client's offer searches
     CLIENT_STREAMS = "client-streams"  # live streams one client opens
-    CLIENT_LOGIN = "client-login"  # staff login attempts from one client
-    LOGIN = "login"  # staff login attempts for one username
     SMS_NUMBER = "sms-number"  # SMS to one number
     SMS_ALL = "sms-all"  # SMS to all numbers together
     BOOKING_PHONE = "booking-phone"  # new bookings for one verified phone number (its hash)
@@ -94,7 +92,6 @@ def client_limit(settings: Settings, kind: Kind) -> int:
         Kind.CLIENT_CHAT: settings.client_chat_limit,
         Kind.CLIENT_OFFERS: settings.client_offers_limit,
         Kind.CLIENT_STREAMS: settings.client_streams_limit,
-        Kind.CLIENT_LOGIN: settings.client_login_limit,
     }[kind]
 
 

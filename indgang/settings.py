@@ -83,7 +83,6 @@ class Settings(BaseSettings):
     client_chat_limit: int = Field(default=60, ge=1)  # messages over all its conversations
     client_offers_limit: int = Field(default=120, ge=1)  # offer searches
     client_streams_limit: int = Field(default=60, ge=1)  # live streams opened
-    client_login_limit: int = Field(default=30, ge=1)  # staff login attempts
     client_rate_window_seconds: int = Field(default=60, ge=1)
     # Live streams (SSE) open at once in one gateway process: per client, and in all.
     streams_per_client: int = Field(default=10, ge=1)

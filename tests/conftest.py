@@ -50,7 +50,7 @@ def base_settings(redis_stack: Stack) -> Settings:
     # The suite is one client (loopback) standing for many citizens: limits per client are
     # tested with their own settings (tests/test_client_limits.py).
     client_limits = dict.fromkeys(
-        ("client_chat_limit", "client_offers_limit", "client_streams_limit", "client_login_limit"), 100_000
+        ("client_chat_limit", "client_offers_limit", "client_streams_limit"), 100_000
     )
     return redis_stack.settings.model_copy(
         update={"staff_opening_hours": "mon-sun 00:00-24:00", **client_limits}
