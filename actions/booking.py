@@ -23,6 +23,7 @@ from actions import context
 from actions.actions import guide_if_need, hand_over
 from indgang import conversation
 from indgang.booking import (
+    BookingLimitReached,
     BookingRequest,
     Calendar,
     MeetingKind,
@@ -563,6 +564,8 @@ class ValidateBookingForm(FormValidationAction):
         except SlotUnavailable:
             _say(dispatcher, "booking.slot_taken", _lang(tracker))
             return {"booking_slot": None}
+        except BookingLimitReached:
+            return {"booking_slot": None, "booking_outcome": "limit_reached"}
         return {"booking_slot": booking.id}
 
     @staticmethod

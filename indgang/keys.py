@@ -40,10 +40,12 @@ def handoff_queue() -> str:
     return f"{PREFIX}:handoff:queue"
 
 
-def rate_limit(subject: str, window: int) -> str:
-    """Counter of one subject's (a conversation's, a number's) messages in one fixed window;
-    the subject only as its pseudonym, so no counter names a conversation."""
-    return f"{PREFIX}:rate:{pseudonym(subject)}:{window}"
+def rate_limit_prefix() -> str:
+    """Prefix of every rate-limit key (indgang/ratelimit.py). The `limits` library appends
+    ":LIMITER/<kind>/<pseudonym of the subject>/<limit>/<window>/second", a list of recent hits;
+    the kind comes first, so counters of different kinds never share a key whatever the subject
+    is, and no counter names a conversation, a number or an address."""
+    return f"{PREFIX}:rate"
 
 
 def idempotency(scope: str, key: str) -> str:

@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     redis_port: int = 6379
     redis_db: int = 0
     redis_password: str | None = None
+    redis_max_connections: int = Field(default=32, ge=2)  # per process; one is the stream reader's
 
     # Processes
     gateway_host: str = "127.0.0.1"
@@ -76,6 +77,20 @@ class Settings(BaseSettings):
     # Abuse protection: at most this many messages per conversation per window.
     chat_rate_limit: int = 20
     chat_rate_window_seconds: int = 60
+    # ... and per client (the peer address; X-Forwarded-For only when the peer is one of these
+    # proxies, comma-separated addresses or networks, as uvicorn's --forwarded-allow-ips).
+    trusted_proxies: str = "127.0.0.1,::1"
+    client_chat_limit: int = Field(default=60, ge=1)  # messages over all its conversations
+    client_offers_limit: int = Field(default=120, ge=1)  # offer searches
+    client_streams_limit: int = Field(default=60, ge=1)  # live streams opened
+    client_rate_window_seconds: int = Field(default=60, ge=1)
+    # Live streams (SSE) open at once in one gateway process: per client, and in all.
+    streams_per_client: int = Field(default=10, ge=1)
+    streams_total: int = Field(default=2000, ge=1)
+    # New bookings per verified phone number (SMS) and per web conversation, per window.
+    booking_per_phone_limit: int = Field(default=3, ge=1)
+    booking_per_conversation_limit: int = Field(default=3, ge=1)
+    booking_limit_window_seconds: int = Field(default=7 * 24 * 60 * 60, ge=60)
 
     # Offer catalogue and search
     catalogue_dir: Path = PACKAGE_DIR / "catalogue" / "data"
@@ -107,7 +122,7 @@ class Settings(BaseSettings):
     twilio_from_number: str | None = None  # E.164, e.g. +4512345678
     twilio_api_base: str = "https://api.twilio.com"  # tests point this at a fake Twilio
     twilio_messaging_service_sid: str | None = None  # MG...; used instead of the From number when set
-    # SMS spending guards: replies per citizen's number, and all SMS, per fixed window
+    # SMS spending guards: replies per citizen's number, and all SMS, per moving window
     sms_per_number_limit: int = Field(default=12, ge=1)
     sms_per_number_window_seconds: int = Field(default=600, ge=1)
     sms_global_limit: int = Field(default=300, ge=1)

@@ -47,7 +47,14 @@ def redis_stack() -> Iterator[Stack]:
 @pytest.fixture(scope="session")
 def base_settings(redis_stack: Stack) -> Settings:
     # Staff "always open", so what a waiting citizen is told does not depend on the test's clock.
-    return redis_stack.settings.model_copy(update={"staff_opening_hours": "mon-sun 00:00-24:00"})
+    # The suite is one client (loopback) standing for many citizens: limits per client are
+    # tested with their own settings (tests/test_client_limits.py).
+    client_limits = dict.fromkeys(
+        ("client_chat_limit", "client_offers_limit", "client_streams_limit"), 100_000
+    )
+    return redis_stack.settings.model_copy(
+        update={"staff_opening_hours": "mon-sun 00:00-24:00", **client_limits}
+    )
 
 
 @pytest.fixture
@@ -112,6 +119,7 @@ def serving(settings: Settings) -> Iterator[str]:
         port=port,
         log_level="warning",
         timeout_graceful_shutdown=2,
+        proxy_headers=False,  # as webhook.main.run: the app reads X-Forwarded-For (TRUSTED_PROXIES)
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="live-gateway", daemon=True)

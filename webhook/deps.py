@@ -6,8 +6,13 @@ from typing import Annotated
 
 import redis.asyncio as aioredis
 from fastapi import Depends, Request
+from fastapi.responses import JSONResponse, Response
 
+from indgang import ratelimit
+from indgang.i18n import DEFAULT_LANGUAGE, t
 from indgang.inbound import Inbound
+from indgang.live import TranscriptFeed
+from indgang.ratelimit import Kind
 from indgang.settings import Settings
 from indgang.staff.console import StaffConsole
 from webhook.state import GatewayState
@@ -32,9 +37,14 @@ def inbound(state: StateDep) -> Inbound:
     return state.inbound
 
 
+def feed(state: StateDep) -> TranscriptFeed:
+    return state.feed
+
+
 SettingsDep = Annotated[Settings, Depends(settings)]
 RedisDep = Annotated[aioredis.Redis, Depends(redis)]
 InboundDep = Annotated[Inbound, Depends(inbound)]
+FeedDep = Annotated[TranscriptFeed, Depends(feed)]
 
 
 def staff_console(state: StateDep) -> StaffConsole:
@@ -42,3 +52,47 @@ def staff_console(state: StateDep) -> StaffConsole:
 
 
 ConsoleDep = Annotated[StaffConsole, Depends(staff_console)]
+
+
+# --- limits per client -----------------------------------------------------------------------
+
+
+def client_address(request: Request) -> str:
+    """The client: the peer address, already replaced by X-Forwarded-For's when the peer is a
+    trusted proxy (ProxyHeadersMiddleware with TRUSTED_PROXIES, set up in create_app)."""
+    return ratelimit.subject(request.client.host if request.client else "unknown")
+
+
+ClientDep = Annotated[str, Depends(client_address)]
+
+
+class TooMany(Exception):
+    """429 (or 503 when the whole gateway is full) with Retry-After and a JSON body."""
+
+    def __init__(self, retry_after: int, error: str = "rate_limited", status_code: int = 429) -> None:
+        super().__init__(error)
+        self.retry_after = retry_after
+        self.error = error
+        self.status_code = status_code
+
+
+async def too_many(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, TooMany)
+    return JSONResponse(
+        {"error": exc.error, "detail": t(f"chat.{exc.error}", DEFAULT_LANGUAGE)},
+        status_code=exc.status_code,
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
+class ClientLimit:
+    """A dependency that counts one request of `kind` from the client, and refuses it with 429
+    over the limit: `dependencies=[Depends(ClientLimit(Kind.CLIENT_CHAT))]` on a route."""
+
+    def __init__(self, kind: Kind) -> None:
+        self.kind = kind
+
+    async def __call__(self, client: ClientDep, redis: RedisDep, settings: SettingsDep) -> None:
+        retry_after = await ratelimit.hit_client(redis, settings, self.kind, client)
+        if retry_after is not None:
+            raise TooMany(retry_after)

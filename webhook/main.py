@@ -10,10 +10,12 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from prometheus_client import start_http_server
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from indgang.booking.notifications import BookingNotifier
 from indgang.i18n import t
 from indgang.inbound import Inbound
+from indgang.live import TranscriptFeed
 from indgang.logging_setup import configure_logging
 from indgang.redis_store import connect
 from indgang.settings import Settings, get_settings, get_settings_or_exit
@@ -22,6 +24,7 @@ from indgang.staff.console import NotAllowed
 from indgang.webhooks import WebhookDispatcher
 from webhook.access_log import AccessLog
 from webhook.citizen import NoAccess, no_access
+from webhook.deps import TooMany, too_many
 from webhook.hsts import StrictTransportSecurity
 from webhook.limits import BodySizeLimit
 from webhook.rasa_engine import RasaEngine
@@ -43,16 +46,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             engine = RasaEngine(
                 http, settings.rasa_url, settings.rasa_auth_token, settings.rasa_timeout_seconds
             )
+            feed = TranscriptFeed(redis, per_client=settings.streams_per_client, total=settings.streams_total)
             app.state.gateway = GatewayState(
-                settings=settings, redis=redis, http=http, inbound=Inbound(redis, engine, settings)
+                settings=settings,
+                redis=redis,
+                http=http,
+                inbound=Inbound(redis, engine, settings),
+                feed=feed,
             )
             offers.warm_search()
             notifier = BookingNotifier(redis, settings, SmsSender(redis, settings).send_sms)
             notifier.start()
             dispatcher = WebhookDispatcher(redis, settings, http)
             dispatcher.start()
+            feed.start()
             log.info("gateway ready")
             yield
+            await feed.stop()
             await dispatcher.stop()
             await notifier.stop()
         await redis.aclose()
@@ -66,6 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.add_middleware(BodySizeLimit)
+    # The client address every per-client limit counts: X-Forwarded-For only from our proxies.
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     middleware, options = session_middleware(settings)
     app.add_middleware(middleware, **options)
     if settings.production:
@@ -75,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(Forbidden, forbidden)
     app.add_exception_handler(NotAllowed, not_allowed)
     app.add_exception_handler(NoAccess, no_access)
+    app.add_exception_handler(TooMany, too_many)
     app.include_router(health.router)
     app.include_router(chat.router)
     app.include_router(offers.router)
@@ -127,7 +140,7 @@ def run() -> None:
         port=settings.gateway_port,
         log_config=None,
         access_log=False,  # it logs paths and queries with personal data: webhook.access_log instead
-        proxy_headers=True,
+        proxy_headers=False,  # create_app reads X-Forwarded-For itself, from TRUSTED_PROXIES only
     )
 
 

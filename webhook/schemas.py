@@ -11,8 +11,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from indgang.dialogue import Reply
 from indgang.sms.recipients import CONVERSATION_PREFIX as SMS_PREFIX
 
-# Any conversation's id, as staff and Twilio's callbacks name it (SMS ids included).
-CONVERSATION_ID_PATTERN = r"^[A-Za-z0-9_:.\-]{1,128}$"
+# Any conversation's id, as staff and Twilio's callbacks name it (SMS ids included). No ':' or
+# '.': an id is the last part of its keys, and "<id>:transcript" would name another id's stream.
+CONVERSATION_ID_PATTERN = r"^[A-Za-z0-9_\-]{1,128}$"
 ConversationPath = Annotated[str, Path(pattern=CONVERSATION_ID_PATTERN)]
 
 # A conversation the citizen web API may name: a client-made random id, long enough not to be

@@ -8,6 +8,7 @@ import httpx
 import redis.asyncio as aioredis
 
 from indgang.inbound import Inbound
+from indgang.live import TranscriptFeed
 from indgang.settings import Settings
 
 
@@ -17,3 +18,4 @@ class GatewayState:
     redis: aioredis.Redis
     http: httpx.AsyncClient
     inbound: Inbound
+    feed: TranscriptFeed  # the one Redis reader behind every live stream

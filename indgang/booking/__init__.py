@@ -6,6 +6,7 @@ The gateway, the actions and the staff console use only the names exported here.
 
 from indgang.booking.bookings import (
     Booking,
+    BookingLimitReached,
     BookingRequest,
     BookingState,
     SlotUnavailable,
@@ -28,6 +29,7 @@ from indgang.booking.tovholdere import Directory, MeetingKind, Tovholder, load_d
 
 __all__ = [
     "Booking",
+    "BookingLimitReached",
     "BookingRequest",
     "BookingState",
     "Calendar",

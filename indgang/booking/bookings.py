@@ -16,11 +16,12 @@ from typing import Any, Literal
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
 
-from indgang import keys
+from indgang import keys, ratelimit
 from indgang.booking.calendar import Calendar, Slot
 from indgang.booking.tovholdere import MeetingKind, Tovholder
 from indgang.events import EventType, emit
 from indgang.phone import phone_hash
+from indgang.ratelimit import Kind
 from indgang.settings import Settings
 
 Requester = Literal["citizen", "staff"]
@@ -94,6 +95,15 @@ def notice_member(kind: Notice, booking_id: str) -> str:
 class BookingState(StrEnum):
     CONFIRMED = "confirmed"
     CANCELLED = "cancelled"
+
+
+class BookingLimitReached(Exception):
+    """This conversation (on SMS: this verified number) or this phone number has made as many
+    new bookings as a citizen needs lately; a script cannot fill the calendar."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"booking limit reached; try again in {retry_after} s")
+        self.retry_after = retry_after
 
 
 class SlotUnavailable(Exception):
@@ -179,7 +189,13 @@ async def book(
     request: BookingRequest,
     now: datetime | None = None,
 ) -> Booking:
-    """Book `slot` for the citizen; SlotUnavailable when someone else got it first."""
+    """Book `slot` for the citizen; SlotUnavailable when someone else got it first,
+    BookingLimitReached when the conversation or the phone number has booked enough lately."""
+    limits = _booking_limits(settings, request)
+    for kind, who, limit in limits:
+        wait = await ratelimit.over(redis, kind, who, limit, settings.booking_limit_window_seconds)
+        if wait is not None:
+            raise BookingLimitReached(wait)
     now = _now(now)
     calendar = Calendar.from_settings(settings)
     if not calendar.is_bookable(slot.tovholder, slot.start, now):
@@ -220,9 +236,21 @@ async def book(
     )
     if not won:
         raise SlotUnavailable(f"{start.isoformat()} of {slot.tovholder.id} is taken")
+    for kind, who, limit in limits:  # counted once booked: a slot taken meanwhile costs nothing
+        await ratelimit.hit(redis, kind, who, limit, settings.booking_limit_window_seconds)
     await _remember(redis, settings, booking, expire_at)
     await emit(redis, EventType.BOOKING_CREATED, _event_data(booking, by="citizen"))
     return booking
+
+
+def _booking_limits(settings: Settings, request: BookingRequest) -> list[tuple[Kind, str, int]]:
+    """Per conversation (an SMS conversation is its verified sender's) and per phone number given
+    (so nobody's phone is flooded with confirmations), as a keyed hash."""
+    number = phone_hash(request.phone, settings.phone_hash_key)
+    return [
+        (Kind.BOOKING_CONVERSATION, request.conversation_id, settings.booking_per_conversation_limit),
+        (Kind.BOOKING_PHONE, number, settings.booking_per_phone_limit),
+    ]
 
 
 def _notices(calendar: Calendar, booking: Booking, now: datetime, confirm: bool) -> list[tuple[str, int]]:

@@ -1,5 +1,5 @@
-"""Spending guards for outbound SMS: per number and for all numbers, in fixed windows, so a loop
-with another system's auto-replies (or a bug) cannot run up a bill."""
+"""Spending guards for outbound SMS: per number and for all numbers, in moving windows, so a
+loop with another system's auto-replies (or a bug) cannot run up a bill."""
 
 from __future__ import annotations
 
@@ -8,22 +8,25 @@ from typing import Literal
 import redis.asyncio as aioredis
 
 from indgang import ratelimit
+from indgang.ratelimit import Kind
 from indgang.settings import Settings
 
 Refusal = Literal["per_number", "global"]
-GLOBAL_SUBJECT = "sms-out:all"
+GLOBAL_SUBJECT = "all"
 
 
 async def check(
     redis: aioredis.Redis, settings: Settings, conversation_id: str, urgent: bool = False
 ) -> Refusal | None:
     """Count one SMS about to be sent; None when it may go. An emergency reply is never held
-    back by the per-number limit (it still counts, and the global limit still applies)."""
+    back: it is counted like any other, but no limit stops it."""
     s = settings
     over_number = await ratelimit.hit(
-        redis, f"sms-out:{conversation_id}", s.sms_per_number_limit, s.sms_per_number_window_seconds
+        redis, Kind.SMS_NUMBER, conversation_id, s.sms_per_number_limit, s.sms_per_number_window_seconds
     )
     if over_number is not None and not urgent:
-        return "per_number"
-    over_all = await ratelimit.hit(redis, GLOBAL_SUBJECT, s.sms_global_limit, s.sms_global_window_seconds)
-    return "global" if over_all is not None else None
+        return "per_number"  # not sent, so not counted against the global budget either
+    over_all = await ratelimit.hit(
+        redis, Kind.SMS_ALL, GLOBAL_SUBJECT, s.sms_global_limit, s.sms_global_window_seconds
+    )
+    return "global" if over_all is not None and not urgent else None

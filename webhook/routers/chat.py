@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from indgang import ratelimit, transcript
 from indgang.export import citizen_copy
 from indgang.i18n import t
+from indgang.ratelimit import Kind
 from webhook.citizen import ChatConversationDep, CitizenConversationDep
-from webhook.deps import InboundDep, RedisDep, SettingsDep
+from webhook.deps import ClientLimit, InboundDep, RedisDep, SettingsDep
 from webhook.schemas import (
     ChatRequest,
     ChatResponse,
@@ -27,6 +28,8 @@ router = APIRouter(prefix="/api/v1/chat", tags=["chat"])
     "",
     response_model=ChatResponse,
     responses={403: {"model": ErrorBody}, 429: {"model": ErrorBody}, 503: {"model": ChatResponse}},
+    # Counted per client before the conversation is made: new ids every time get no more.
+    dependencies=[Depends(ClientLimit(Kind.CLIENT_CHAT))],
 )
 async def chat(
     body: ChatRequest,
@@ -39,7 +42,7 @@ async def chat(
     `conversation_token`; every later request about the conversation sends it in
     `X-Conversation-Token` (403 without it)."""
     retry_after = await ratelimit.hit(
-        redis, body.conversation_id, settings.chat_rate_limit, settings.chat_rate_window_seconds
+        redis, Kind.CHAT, body.conversation_id, settings.chat_rate_limit, settings.chat_rate_window_seconds
     )
     if retry_after is not None:
         refused = {"error": "rate_limited", "detail": t("chat.rate_limited", body.language)}

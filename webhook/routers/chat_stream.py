@@ -7,45 +7,44 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 import redis.asyncio as aioredis
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from indgang import conversation, keys, transcript
+from indgang import conversation, transcript
 from indgang.erasure import erase_conversation
+from indgang.live import TranscriptFeed
+from indgang.ratelimit import Kind
 from webhook.citizen import TOKEN_HEADER, CitizenConversationDep
-from webhook.deps import RedisDep, SettingsDep
+from webhook.deps import ClientDep, ClientLimit, FeedDep, RedisDep, SettingsDep
+from webhook.live import CHECK_SECONDS, RETRY_MS, live_stream
 from webhook.routers.chat import citizen_view
 from webhook.schemas import ErrorBody
 
 router = APIRouter(prefix="/api/v1/chat", tags=["chat"])
 
-# A blocking read must end well inside the Redis client's socket timeout (5 s); the loop then
-# simply blocks again, so a quiet conversation costs one cheap Redis call every few seconds.
-WAIT_MS = 3000
-PING_SECONDS = 15  # a comment line that keeps proxies from closing a quiet stream
-RETRY_MS = 3000  # how soon the browser reconnects after the stream drops
-
 
 async def follow(
-    redis: aioredis.Redis, conversation_id: str, after: str | None, token: str | None
+    redis: aioredis.Redis, feed: TranscriptFeed, conversation_id: str, after: str | None, token: str | None
 ) -> AsyncIterator[ServerSentEvent]:
     """Every citizen-visible message after the cursor, as it is written, for as long as `token`
     opens the conversation."""
     cursor = after
     yield ServerSentEvent(comment="stream open", retry=RETRY_MS)
-    while True:
-        found, cursor = await transcript.read(redis, conversation_id, cursor)
-        for message in citizen_view(found):
-            # The entry id is the event id, so a reconnecting browser resumes with Last-Event-ID.
-            yield ServerSentEvent(data=message.model_dump_json(by_alias=True), id=message.id)
-        if not found:
-            await redis.xread({keys.transcript(conversation_id): cursor or "0-0"}, count=1, block=WAIT_MS)
-            # A stream must not outlive its key: once the conversation is erased (or expired), and
-            # its id perhaps taken by someone else, the stream ends; reopening it is then a 403.
-            if not await conversation.token_matches(redis, conversation_id, token):
-                return
+    async with feed.watch(conversation_id) as watch:
+        while True:
+            watch.changed.clear()  # before the read: an entry written after it wakes the wait
+            found, cursor = await transcript.read(redis, conversation_id, cursor)
+            for message in citizen_view(found):
+                # The entry id is the event id, so a reconnecting browser resumes with Last-Event-ID.
+                yield ServerSentEvent(data=message.model_dump_json(by_alias=True), id=message.id)
+            if not found:
+                await watch.wait(CHECK_SECONDS)
+                # A stream must not outlive its key: once the conversation is erased (or expired),
+                # and its id perhaps taken by someone else, the stream ends; reopening is a 403.
+                if not await conversation.token_matches(redis, conversation_id, token):
+                    return
 
 
 @router.get(
@@ -55,26 +54,32 @@ async def follow(
         200: {"content": {"text/event-stream": {}}},
         403: {"model": ErrorBody},
         422: {"model": ErrorBody},
+        429: {"model": ErrorBody},
+        503: {"model": ErrorBody},
     },
+    dependencies=[Depends(ClientLimit(Kind.CLIENT_STREAMS))],
 )
 async def events(
     request: Request,
     conversation_id: CitizenConversationDep,
     redis: RedisDep,
+    feed: FeedDep,
+    client: ClientDep,
     after: Annotated[str | None, Query(max_length=40)] = None,
     last_event_id: Annotated[str | None, Header(max_length=40)] = None,
 ) -> Response:
     """New transcript messages (the same objects as `GET .../messages`), one event each, with the
     transcript cursor as the event id. Starts after `Last-Event-ID` (a reconnect), else after
     `after`, else at the beginning. Needs `X-Conversation-Token`, which a browser's EventSource
-    cannot send: the chat page reads the stream with fetch() instead."""
+    cannot send: the chat page reads the stream with fetch() instead. A client may hold
+    STREAMS_PER_CLIENT streams at once (429 beyond), the gateway STREAMS_TOTAL (503 beyond)."""
     cursor = last_event_id or after
     if cursor is not None and not transcript.is_valid_cursor(cursor):
         return JSONResponse(
             {"error": "invalid_cursor", "detail": "after must be a cursor from this conversation"}, 422
         )
     token = request.headers.get(TOKEN_HEADER)  # checked already; the stream checks it again as it runs
-    return EventSourceResponse(follow(redis, conversation_id, cursor, token), ping=PING_SECONDS)
+    return live_stream(feed, client, follow(redis, feed, conversation_id, cursor, token))
 
 
 class ErasedResponse(BaseModel):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 
 from indgang.offer_cards import offer_result
+from indgang.ratelimit import Kind
 from indgang.search import get_offer_search
-from webhook.schemas import OfferSearchResponse
+from webhook.deps import ClientLimit
+from webhook.schemas import ErrorBody, OfferSearchResponse
 
 router = APIRouter(prefix="/api/v1/offers", tags=["offers"])
 
@@ -18,7 +20,12 @@ def warm_search() -> None:
     get_offer_search().warm()
 
 
-@router.get("", response_model=OfferSearchResponse)
+@router.get(
+    "",
+    response_model=OfferSearchResponse,
+    responses={429: {"model": ErrorBody}},
+    dependencies=[Depends(ClientLimit(Kind.CLIENT_OFFERS))],
+)
 def search_offers(
     q: Annotated[str, Query(max_length=500, description="The citizen's own words")],
     limit: Annotated[int, Query(ge=1, le=20)] = 5,

@@ -17,18 +17,20 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from indgang import keys, transcript
+from indgang import transcript
 from indgang.erasure import erase_conversation
 from indgang.handoff import HandoffError, HeldByOther
 from indgang.i18n import DEFAULT_LANGUAGE, LANGUAGES, t
+from indgang.live import TranscriptFeed
+from indgang.ratelimit import Kind
 from indgang.staff import audit, sessions, totp
 from indgang.staff import login as staff_login
 from indgang.staff.accounts import StaffMember, get_account
 from indgang.staff.console import MAX_REASON_CHARS, MAX_TEXT_CHARS, NotAllowed, canned_replies
 from indgang.staff.inbox import inbox
 from indgang.webhooks import dead_letters, retry_dead_letter
-from webhook.deps import ConsoleDep, RedisDep, SettingsDep
-from webhook.routers.chat_stream import PING_SECONDS, RETRY_MS, WAIT_MS
+from webhook.deps import ClientDep, ClientLimit, ConsoleDep, FeedDep, RedisDep, SettingsDep
+from webhook.live import CHECK_SECONDS, RETRY_MS, live_stream
 from webhook.routers.pages import PAGE_HEADERS
 from webhook.schemas import ConversationPath
 from webhook.staff_session import (
@@ -285,13 +287,18 @@ async def _follow_inbox(
         await asyncio.sleep(INBOX_POLL_SECONDS)
 
 
-@router.get("/inbox/events")
+@router.get("/inbox/events", dependencies=[Depends(ClientLimit(Kind.CLIENT_STREAMS))])
 async def inbox_events(
-    request: Request, member: StaffDep, session: SessionDep, redis: RedisDep
+    request: Request,
+    member: StaffDep,
+    session: SessionDep,
+    redis: RedisDep,
+    feed: FeedDep,
+    client: ClientDep,
 ) -> EventSourceResponse:
     """The inbox lists as HTML, sent again whenever something in them changes."""
     await audit.record(redis, member.username, "inbox", detail="stream")
-    return EventSourceResponse(_follow_inbox(request, redis, member, session), ping=PING_SECONDS)
+    return live_stream(feed, client, _follow_inbox(request, redis, member, session))
 
 
 @router.get("/conversations/{conversation_id}", response_class=HTMLResponse)
@@ -330,6 +337,7 @@ async def conversation_page(
 async def _follow_conversation(
     request: Request,
     redis: aioredis.Redis,
+    feed: TranscriptFeed,
     conversation_id: str,
     after: str | None,
     session: sessions.StaffSession,
@@ -337,16 +345,20 @@ async def _follow_conversation(
     lang = _language(request)
     template = templates.get_template("staff/_message.html")
     cursor = after
-    while await sessions.alive(redis, session.id):
-        found, cursor = await transcript.read(redis, conversation_id, cursor)
-        for message in found:
-            html = template.render(message=message, t=_texts(lang))
-            yield ServerSentEvent(data=html, event="message", id=message.id, retry=RETRY_MS)
-        if not found:
-            await redis.xread({keys.transcript(conversation_id): cursor or "0-0"}, count=1, block=WAIT_MS)
+    async with feed.watch(conversation_id) as watch:
+        while await sessions.alive(redis, session.id):
+            watch.changed.clear()  # before the read: an entry written after it wakes the wait
+            found, cursor = await transcript.read(redis, conversation_id, cursor)
+            for message in found:
+                html = template.render(message=message, t=_texts(lang))
+                yield ServerSentEvent(data=html, event="message", id=message.id, retry=RETRY_MS)
+            if not found:
+                await watch.wait(CHECK_SECONDS)
 
 
-@router.get("/conversations/{conversation_id}/events")
+@router.get(
+    "/conversations/{conversation_id}/events", dependencies=[Depends(ClientLimit(Kind.CLIENT_STREAMS))]
+)
 async def conversation_events(
     request: Request,
     conversation_id: ConversationPath,
@@ -354,6 +366,8 @@ async def conversation_events(
     console: ConsoleDep,
     session: SessionDep,
     redis: RedisDep,
+    feed: FeedDep,
+    client: ClientDep,
     after: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
     """New messages of the conversation (notes included) as HTML list items."""
@@ -361,9 +375,8 @@ async def conversation_events(
     if cursor and not transcript.is_valid_cursor(cursor):
         return Response(status_code=422)
     await console.watch(conversation_id, member)
-    return EventSourceResponse(
-        _follow_conversation(request, redis, conversation_id, cursor or None, session),
-        ping=PING_SECONDS,
+    return live_stream(
+        feed, client, _follow_conversation(request, redis, feed, conversation_id, cursor or None, session)
     )
 
 
