@@ -13,12 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import Depends, Header
 
 from indgang import conversation
 from indgang.i18n import DEFAULT_LANGUAGE, t
 from webhook.deps import RedisDep, SettingsDep
+from webhook.errors import ApiError
 from webhook.schemas import ChatRequest, WebConversationPath
 
 TOKEN_HEADER = "X-Conversation-Token"
@@ -28,22 +28,17 @@ TokenHeader = Annotated[
 ]
 
 
-class NoAccess(Exception):
-    """A missing or wrong token (or an unknown conversation: the two look the same)."""
+class NoAccess(ApiError):
+    """A missing or wrong token (or an unknown conversation: the two look the same). Nothing in
+    the body depends on the conversation, so it cannot tell whether it exists."""
 
     def __init__(self, language: str | None = None) -> None:
-        super().__init__("no access to this conversation")
-        self.language = language or DEFAULT_LANGUAGE
-
-
-async def no_access(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, NoAccess)
-    # Nothing in the body depends on the conversation, so it cannot tell whether it exists.
-    return JSONResponse(
-        {"error": "forbidden", "detail": t("chat.forbidden", exc.language)},
-        status_code=403,
-        headers={"Cache-Control": "no-store"},
-    )
+        super().__init__(
+            403,
+            "forbidden",
+            t("chat.forbidden", language or DEFAULT_LANGUAGE),
+            headers={"Cache-Control": "no-store"},
+        )
 
 
 @dataclass(frozen=True)

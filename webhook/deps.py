@@ -6,7 +6,6 @@ from typing import Annotated
 
 import redis.asyncio as aioredis
 from fastapi import Depends, Request
-from fastapi.responses import JSONResponse, Response
 
 from indgang import ratelimit
 from indgang.i18n import DEFAULT_LANGUAGE, t
@@ -15,6 +14,7 @@ from indgang.live import TranscriptFeed
 from indgang.ratelimit import Kind
 from indgang.settings import Settings
 from indgang.staff.console import StaffConsole
+from webhook.errors import ApiError
 from webhook.state import GatewayState
 
 
@@ -66,23 +66,12 @@ def client_address(request: Request) -> str:
 ClientDep = Annotated[str, Depends(client_address)]
 
 
-class TooMany(Exception):
-    """429 (or 503 when the whole gateway is full) with Retry-After and a JSON body."""
+class TooMany(ApiError):
+    """429 (or 503 when the whole gateway is full) with Retry-After."""
 
     def __init__(self, retry_after: int, error: str = "rate_limited", status_code: int = 429) -> None:
-        super().__init__(error)
-        self.retry_after = retry_after
-        self.error = error
-        self.status_code = status_code
-
-
-async def too_many(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, TooMany)
-    return JSONResponse(
-        {"error": exc.error, "detail": t(f"chat.{exc.error}", DEFAULT_LANGUAGE)},
-        status_code=exc.status_code,
-        headers={"Retry-After": str(exc.retry_after)},
-    )
+        detail = t(f"chat.{error}", DEFAULT_LANGUAGE)
+        super().__init__(status_code, error, detail, headers={"Retry-After": str(retry_after)})
 
 
 class ClientLimit:

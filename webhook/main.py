@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from prometheus_client import start_http_server
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -22,9 +22,9 @@ from indgang.settings import Settings, get_settings, get_settings_or_exit
 from indgang.sms.sender import SmsSender
 from indgang.staff.console import NotAllowed
 from indgang.webhooks import WebhookDispatcher
+from webhook import errors
 from webhook.access_log import AccessLog
-from webhook.citizen import NoAccess, no_access
-from webhook.deps import TooMany, too_many
+from webhook.errors import ApiError
 from webhook.hsts import StrictTransportSecurity
 from webhook.limits import BodySizeLimit
 from webhook.rasa_engine import RasaEngine
@@ -86,8 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(LoginRequired, login_required)
     app.add_exception_handler(Forbidden, forbidden)
     app.add_exception_handler(NotAllowed, not_allowed)
-    app.add_exception_handler(NoAccess, no_access)
-    app.add_exception_handler(TooMany, too_many)
+    errors.install(app)
     app.include_router(health.router)
     app.include_router(chat.router)
     app.include_router(offers.router)
@@ -109,14 +108,14 @@ async def login_required(request: Request, exc: Exception) -> Response:
     """The API says 401; a page sends the browser to the login form."""
     assert isinstance(exc, LoginRequired)
     if _is_api(request):
-        return JSONResponse({"error": "unauthorized", "detail": "log in as staff first"}, status_code=401)
+        return ApiError(401, "unauthorized", "log in as staff first").response()
     return RedirectResponse("/staff/login?expired=1" if exc.expired else "/staff/login", status_code=303)
 
 
 async def forbidden(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Forbidden)
     if _is_api(request):
-        return JSONResponse({"error": "forbidden", "detail": exc.detail}, status_code=403)
+        return ApiError(403, "forbidden", exc.detail).response()
     lang = request.session.get("lang", "da")
     return PlainTextResponse(t(f"staff.console.{exc.text_key}", lang), status_code=403)
 

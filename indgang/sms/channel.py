@@ -61,6 +61,9 @@ def _emergency_numbers(lang: str) -> str:
     return t("sms.emergency", lang, number=emergency.number, lines=suicide)
 
 
+SEEN_TTL_SECONDS = 2 * 24 * 60 * 60  # Twilio retries a webhook within minutes; keep ids two days
+
+
 class SmsChannel:
     def __init__(
         self, redis: aioredis.Redis, settings: Settings, inbound: Inbound, sender: SmsSender
@@ -73,6 +76,20 @@ class SmsChannel:
     @property
     def ttl(self) -> int:
         return self.settings.conversation_ttl_seconds
+
+    async def receive_once(self, sms: InboundSms) -> SmsTurn | None:
+        """`receive`, once per Twilio MessageSid: Twilio retries a webhook it got no answer to,
+        and a retry of a handled message is None. A message that fails is forgotten, so
+        Twilio's retry tries it again."""
+        seen = keys.idempotency("twilio-sms", sms.message_sid)
+        if not await self.redis.set(seen, "1", nx=True, ex=SEEN_TTL_SECONDS):
+            log.info("twilio retry of a processed message", extra={"sid": sms.message_sid})
+            return None
+        try:
+            return await self.receive(sms)
+        except Exception:
+            await self.redis.delete(seen)
+            raise
 
     async def receive(self, sms: InboundSms) -> SmsTurn:
         number = recipients.canonical_number(sms.sender)

@@ -6,11 +6,12 @@ import hmac
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from indgang.booking import get_booking
 from indgang.booking.ics import booking_ics
 from webhook.deps import RedisDep, SettingsDep
+from webhook.errors import ApiError
 
 router = APIRouter(prefix="/api/v1/bookings", tags=["bookings"])
 
@@ -29,7 +30,7 @@ async def booking_calendar_file(
     booking = await get_booking(redis, booking_id)
     # The same answer for an unknown booking and a wrong token: the link is the only key.
     if booking is None or not hmac.compare_digest(booking.token, token):
-        return JSONResponse({"error": "not_found", "detail": "no such booking"}, status_code=404)
+        raise ApiError(404, "not_found", "no such booking")
     return Response(
         booking_ics(booking, settings),
         media_type="text/calendar; charset=utf-8",

@@ -13,6 +13,7 @@ from indgang.i18n import t
 from indgang.ratelimit import Kind
 from webhook.citizen import ChatConversationDep, CitizenConversationDep
 from webhook.deps import ClientLimit, InboundDep, RedisDep, SettingsDep
+from webhook.errors import ApiError
 from webhook.schemas import (
     ChatRequest,
     ChatResponse,
@@ -45,10 +46,11 @@ async def chat(
         redis, Kind.CHAT, body.conversation_id, settings.chat_rate_limit, settings.chat_rate_window_seconds
     )
     if retry_after is not None:
-        refused = {"error": "rate_limited", "detail": t("chat.rate_limited", body.language)}
-        if access.new_token:  # the conversation exists now: its citizen must not lose the key
-            refused["conversation_token"] = access.new_token
-        return JSONResponse(refused, status_code=429, headers={"Retry-After": str(retry_after)})
+        refused = ApiError(
+            429, "rate_limited", t("chat.rate_limited", body.language), {"Retry-After": str(retry_after)}
+        )
+        # The conversation exists now: its citizen must not lose the key.
+        return refused.response(**({"conversation_token": access.new_token} if access.new_token else {}))
     # The client's metadata never reaches the engine: on the web nothing it says is identity
     # (a phone number in it proves nothing); the SMS channel passes the verified sender itself.
     turn = await inbound.handle(body.conversation_id, body.text, "web", body.language)
@@ -78,9 +80,7 @@ async def messages(
     after: Annotated[str | None, Query(max_length=40)] = None,
 ) -> JSONResponse:
     if after is not None and not transcript.is_valid_cursor(after):
-        return JSONResponse(
-            {"error": "invalid_cursor", "detail": "after must be a cursor from this endpoint"}, 422
-        )
+        raise ApiError(422, "invalid_cursor", "after must be a cursor from this endpoint")
     found, cursor = await transcript.read(redis, conversation_id, after)
     page = TranscriptPage(messages=citizen_view(found), cursor=cursor)
     return JSONResponse(page.model_dump(by_alias=True))

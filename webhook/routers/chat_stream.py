@@ -18,6 +18,7 @@ from indgang.live import TranscriptFeed
 from indgang.ratelimit import Kind
 from webhook.citizen import TOKEN_HEADER, CitizenConversationDep
 from webhook.deps import ClientDep, ClientLimit, FeedDep, RedisDep, SettingsDep
+from webhook.errors import ApiError
 from webhook.live import CHECK_SECONDS, RETRY_MS, live_stream
 from webhook.routers.chat import citizen_view
 from webhook.schemas import ErrorBody
@@ -75,9 +76,7 @@ async def events(
     STREAMS_PER_CLIENT streams at once (429 beyond), the gateway STREAMS_TOTAL (503 beyond)."""
     cursor = last_event_id or after
     if cursor is not None and not transcript.is_valid_cursor(cursor):
-        return JSONResponse(
-            {"error": "invalid_cursor", "detail": "after must be a cursor from this conversation"}, 422
-        )
+        raise ApiError(422, "invalid_cursor", "after must be a cursor from this conversation")
     token = request.headers.get(TOKEN_HEADER)  # checked already; the stream checks it again as it runs
     return live_stream(feed, client, follow(redis, feed, conversation_id, cursor, token))
 
@@ -103,9 +102,7 @@ async def erase(
     if record is not None and record.channel == "sms":
         # An SMS conversation is erased from the phone (SLET), which proves it is the citizen's;
         # its id never passes the web id check, so this only guards against a future mix-up.
-        return JSONResponse(
-            {"error": "wrong_channel", "detail": "an SMS conversation is erased by texting SLET"}, 409
-        )
+        raise ApiError(409, "wrong_channel", "an SMS conversation is erased by texting SLET")
     deleted = await erase_conversation(redis, settings, conversation_id, requested_by="citizen")
     body = ErasedResponse(conversation_id=conversation_id, erased=True, deleted_keys=deleted)
     return JSONResponse(body.model_dump())

@@ -6,14 +6,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field, StringConstraints
 
 from indgang import conversation
 from indgang.booking import list_bookings
 from indgang.erasure import erase_conversation
 from indgang.export import citizen_copy
-from indgang.handoff import HandoffError, HeldByOther
 from indgang.staff import audit
 from indgang.staff.console import MAX_REASON_CHARS, MAX_TEXT_CHARS
 from indgang.staff.inbox import Inbox, inbox
@@ -46,10 +45,6 @@ class HandoffResult(BaseModel):
     staff: str | None = None
 
 
-def conflict(error: HandoffError) -> JSONResponse:
-    return JSONResponse({"error": "conflict", "detail": str(error)}, status_code=409)
-
-
 @router.get("/conversations", response_model=Inbox)
 async def conversations(member: StaffDep, redis: RedisDep) -> Inbox:
     """Waiting (urgent first, then oldest), mine, and held by others."""
@@ -72,10 +67,7 @@ async def open_with_reason(
 
 @router.post("/conversations/{conversation_id}/takeover", response_model=HandoffResult)
 async def take_over(conversation_id: ConversationPath, member: StaffDep, console: ConsoleDep) -> Any:
-    try:
-        await console.take_over(conversation_id, member)
-    except HandoffError as error:
-        return conflict(error)
+    await console.take_over(conversation_id, member)  # a HandoffError is a 409 (webhook.errors)
     return HandoffResult(conversation_id=conversation_id, handoff="active", staff=member.username)
 
 
@@ -87,10 +79,7 @@ async def reply(
     console: ConsoleDep,
 ) -> Any:
     """Delivered on the conversation's channel (web chat or SMS)."""
-    try:
-        message = await console.reply(conversation_id, member, body.text)
-    except HandoffError as error:
-        return conflict(error)
+    message = await console.reply(conversation_id, member, body.text)  # HandoffError: 409
     return message.model_dump(by_alias=True)
 
 
@@ -107,22 +96,14 @@ async def note(
 
 @router.post("/conversations/{conversation_id}/release", response_model=HandoffResult)
 async def release(conversation_id: ConversationPath, member: StaffDep, console: ConsoleDep) -> Any:
-    try:
-        await console.release(conversation_id, member)
-    except HandoffError as error:
-        return conflict(error)
+    await console.release(conversation_id, member)  # a HandoffError is a 409 (webhook.errors)
     return HandoffResult(conversation_id=conversation_id, handoff="none")
 
 
 @router.post("/conversations/{conversation_id}/close", response_model=HandoffResult)
 async def close(conversation_id: ConversationPath, member: StaffDep, console: ConsoleDep) -> Any:
     """Only the staff member who holds the conversation, or an admin (403 for anyone else)."""
-    try:
-        await console.close(conversation_id, member)
-    except HeldByOther as error:
-        return JSONResponse({"error": "forbidden", "detail": str(error)}, status_code=403)
-    except HandoffError as error:
-        return conflict(error)
+    await console.close(conversation_id, member)  # HeldByOther: 403, other HandoffErrors: 409
     return HandoffResult(conversation_id=conversation_id, handoff="closed")
 
 

@@ -10,28 +10,27 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Annotated
+from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, BackgroundTasks, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from starlette.datastructures import FormData
 from twilio.twiml.messaging_response import MessagingResponse
 
-from indgang import keys
-from indgang.settings import Settings
 from indgang.sms import delivery, twilio_api
 from indgang.sms.channel import InboundSms, SmsChannel
 from indgang.sms.sender import SmsSender
 from webhook.deps import InboundDep, RedisDep, SettingsDep
+from webhook.errors import ApiError
 from webhook.schemas import CONVERSATION_ID_PATTERN
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/twilio", tags=["twilio"])
 
-SEEN_TTL_SECONDS = 2 * 24 * 60 * 60  # Twilio retries a webhook within minutes; keep ids two days
 FORM_TYPE = "application/x-www-form-urlencoded"
 _CONVERSATION = re.compile(CONVERSATION_ID_PATTERN)
+FormT = TypeVar("FormT", bound=BaseModel)
 Sid = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}[0-9a-fA-F]{32}$")]
 
 
@@ -58,64 +57,70 @@ def _empty_twiml() -> Response:
     return Response(str(MessagingResponse()), media_type="application/xml")
 
 
-def _invalid(error: ValidationError) -> JSONResponse:
-    # Never echo the input: it is a citizen's message or number.
-    detail = error.errors(include_url=False, include_input=False, include_context=False)
-    return JSONResponse({"error": "invalid_request", "detail": detail}, status_code=422)
+def _valid(model: type[FormT], form: FormData) -> FormT:
+    try:
+        return model.model_validate(dict(form))
+    except ValidationError as error:
+        # Never echo the input: it is a citizen's message or number.
+        detail = error.errors(include_url=False, include_input=False, include_context=False)
+        raise ApiError(422, "invalid_request", detail) from None
 
 
-async def _signed_form(request: Request, settings: Settings, path: str) -> FormData | None:
-    """The form, when Twilio's signature over the public URL and the fields is right."""
-    signature = request.headers.get("X-Twilio-Signature")
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    form = await request.form() if content_type == FORM_TYPE else None
-    if form is None or not twilio_api.signature_valid(settings, path, request.url.query, form, signature):
-        log.warning(
-            "twilio webhook rejected: missing or wrong signature",
-            extra={"path": path, "signature_present": bool(signature), "form_encoded": form is not None},
-        )
-        return None
-    return form
+class TwilioSigned:
+    """A dependency: the webhook's form, when Twilio's signature over the public URL and the
+    fields is right; else 403."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    async def __call__(self, request: Request, settings: SettingsDep) -> FormData:
+        signature = request.headers.get("X-Twilio-Signature")
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        form = await request.form() if content_type == FORM_TYPE else None
+        if form is None or not twilio_api.signature_valid(
+            settings, self.path, request.url.query, form, signature
+        ):
+            log.warning(
+                "twilio webhook rejected: missing or wrong signature",
+                extra={
+                    "path": self.path,
+                    "signature_present": bool(signature),
+                    "form_encoded": form is not None,
+                },
+            )
+            raise ApiError(403, "forbidden", "invalid Twilio signature")
+        return form
+
+
+SignedInbound = Annotated[FormData, Depends(TwilioSigned(twilio_api.INBOUND_PATH))]
+SignedStatus = Annotated[FormData, Depends(TwilioSigned(twilio_api.STATUS_PATH))]
 
 
 @router.post("/sms", response_class=Response, responses={403: {"description": "bad signature"}})
 async def inbound_sms(
-    request: Request, redis: RedisDep, settings: SettingsDep, inbound: InboundDep, background: BackgroundTasks
+    form: SignedInbound,
+    redis: RedisDep,
+    settings: SettingsDep,
+    inbound: InboundDep,
+    background: BackgroundTasks,
 ) -> Response:
-    form = await _signed_form(request, settings, twilio_api.INBOUND_PATH)
-    if form is None:
-        return JSONResponse({"error": "forbidden", "detail": "invalid Twilio signature"}, status_code=403)
-    try:
-        fields = InboundForm.model_validate(dict(form))
-    except ValidationError as error:
-        return _invalid(error)
-    seen = keys.idempotency("twilio-sms", fields.MessageSid)
-    if not await redis.set(seen, "1", nx=True, ex=SEEN_TTL_SECONDS):
-        log.info("twilio retry of a processed message", extra={"sid": fields.MessageSid})
-        return _empty_twiml()
+    fields = _valid(InboundForm, form)
     sms = InboundSms(fields.MessageSid, fields.From, fields.Body, fields.NumMedia)
     channel = SmsChannel(redis, settings, inbound, SmsSender(redis, settings))
-    try:
-        turn = await channel.receive(sms)
-    except Exception:
-        await redis.delete(seen)  # not processed: let Twilio's retry try again
-        raise
-    background.add_task(channel.answer, turn)
+    turn = await channel.receive_once(sms)
+    if turn is not None:
+        background.add_task(channel.answer, turn)
     return _empty_twiml()
 
 
 @router.post("/status", status_code=204, responses={403: {"description": "bad signature"}})
-async def delivery_status(request: Request, redis: RedisDep, settings: SettingsDep) -> Response:
-    form = await _signed_form(request, settings, twilio_api.STATUS_PATH)
-    if form is None:
-        return JSONResponse({"error": "forbidden", "detail": "invalid Twilio signature"}, status_code=403)
+async def delivery_status(
+    form: SignedStatus, request: Request, redis: RedisDep, settings: SettingsDep
+) -> Response:
+    fields = _valid(StatusForm, form)
     conversation_id = request.query_params.get("conversation", "")
-    try:
-        fields = StatusForm.model_validate(dict(form))
-    except ValidationError as error:
-        return _invalid(error)
     if not _CONVERSATION.match(conversation_id):
-        return JSONResponse({"error": "invalid_request", "detail": "conversation"}, status_code=422)
+        raise ApiError(422, "invalid_request", "conversation")
     await delivery.advance(
         redis, conversation_id, fields.MessageSid, fields.MessageStatus, fields.ErrorCode,
         settings.conversation_ttl_seconds,

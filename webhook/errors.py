@@ -1,0 +1,51 @@
+"""One error type for the HTTP API and one handler that renders it (as Zulip's JsonableError).
+
+A route or dependency raises `ApiError` (or a subclass) with a status, a machine-readable code
+and a human-readable detail; every API error body is then `{"error": ..., "detail": ...}`
+(`webhook.schemas.ErrorBody`), with the same headers rules, and no route builds one by hand.
+Errors of the domain that mean the same thing everywhere (a handoff transition the state does
+not allow) are mapped here too, so routers just call the domain.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from indgang.handoff import HandoffError, HeldByOther
+
+
+class ApiError(Exception):
+    def __init__(
+        self, status_code: int, error: str, detail: Any, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(error)
+        self.status_code = status_code
+        self.error = error
+        self.detail = detail
+        self.headers = headers or {}
+
+    def response(self, **extra: Any) -> JSONResponse:
+        body = {"error": self.error, "detail": self.detail, **extra}
+        return JSONResponse(body, status_code=self.status_code, headers=self.headers)
+
+
+async def api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return exc.response()
+
+
+async def handoff_error(request: Request, exc: Exception) -> Response:
+    """A takeover, reply or release the conversation's state does not allow is a conflict (409);
+    closing what another staff member holds is not allowed (403)."""
+    assert isinstance(exc, HandoffError)
+    if isinstance(exc, HeldByOther):
+        return ApiError(403, "forbidden", str(exc)).response()
+    return ApiError(409, "conflict", str(exc)).response()
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(HandoffError, handoff_error)
