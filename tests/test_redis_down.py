@@ -1,0 +1,220 @@
+"""Fault injection: Redis dies under a running gateway, and comes back.
+
+The gateway under test has its own redis-server (started here, killed here, restarted on the
+same port), the real gateway serving real HTTP, and the real Twilio SDK talking to the fake
+Twilio. Rasa is not running (its URL is dead): what is asserted here (the inline answers, the
+spool, the replay into the transcript, the safety check and the staff queue) does not need the
+engine, and the engine-down answer is itself an answer the replay sends.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import stat
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis as sync_redis
+from conftest import gateway_settings, serving
+from fakes.twilio_api import FakeTwilio
+from twilio.request_validator import RequestValidator
+
+from indgang import handoff, keys, transcript
+from indgang.devstack import free_port, redis_server_binary
+from indgang.redis_store import connect
+from indgang.settings import Settings
+from indgang.sms import recipients
+
+NUMBER = "+4520123499"
+CRISIS = "Jeg vil slå mig selv ihjel i aften"
+CALM = "Hvornår har jobcentret åbent?"
+
+
+class PrivateRedis:
+    """A redis-server this test may kill and restart on the same port."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.directory = directory
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        client = sync_redis.Redis(port=self.port, socket_connect_timeout=1)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if client.ping():
+                    return
+            except sync_redis.RedisError:
+                time.sleep(0.1)
+        raise TimeoutError("redis-server did not start")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def settings(
+    base_settings: Settings, private_redis: PrivateRedis, fake_twilio: FakeTwilio, tmp_path: Path
+) -> Settings:
+    update = {
+        "redis_url": None,
+        "redis_host": "127.0.0.1",
+        "redis_port": private_redis.port,
+        "redis_db": 0,
+        "spool_dir": tmp_path / "spool",
+        "spool_replay_interval_seconds": 0.2,
+        "booking_scheduler_interval_seconds": 3600,
+    }
+    return fake_twilio.configure(gateway_settings(base_settings)).model_copy(update=update)
+
+
+def _form(body: str) -> dict[str, str]:
+    return {
+        "MessageSid": "SM" + secrets.token_hex(16), "AccountSid": "AC" + "0" * 32, "From": NUMBER,
+        "To": "+4570000000", "Body": body, "NumMedia": "0", "ApiVersion": "2010-04-01",
+    }  # fmt: skip
+
+
+def _sms(url: str, settings: Settings, body: str) -> httpx.Response:
+    form = _form(body)
+    signed_url = f"{settings.public_base_url.rstrip('/')}/twilio/sms"
+    signature = RequestValidator(settings.twilio_auth_token or "").compute_signature(signed_url, form)
+    return httpx.post(f"{url}/twilio/sms", data=form, headers={"X-Twilio-Signature": signature}, timeout=30)
+
+
+def _wait(condition: object, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def _spooled(settings: Settings) -> list[str]:
+    """The spool's records, as raw lines (empty when there is no file)."""
+    files = sorted(Path(settings.spool_dir).glob("*.jsonl"))
+    return [line for f in files for line in f.read_text().splitlines() if line.strip()]
+
+
+async def _read(settings: Settings, conv: str) -> list[transcript.Message]:
+    client = connect(settings)
+    try:
+        return (await transcript.read(client, conv))[0]
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.anyio
+async def test_sms_while_redis_is_down_is_answered_inline_and_replayed_once_when_it_is_back(
+    settings: Settings, private_redis: PrivateRedis, fake_twilio: FakeTwilio
+) -> None:
+    conv = recipients.conversation_id(recipients.canonical_number(NUMBER), settings)
+    with serving(settings) as url:
+        assert _sms(url, settings, "Hej").status_code == 200
+        fake_twilio.wait_for(1)
+        before = len(await _read(settings, conv))
+        assert before == 2  # the greeting and the (engine-down) answer
+
+        private_redis.kill()
+
+        crisis = _sms(url, settings, CRISIS)
+        assert crisis.status_code == 200, crisis.text
+        assert crisis.headers["content-type"].startswith("application/xml")
+        assert "112" in crisis.text and "70 201 201" in crisis.text  # 112 and Livslinien
+
+        calm = _sms(url, settings, CALM)
+        assert calm.status_code == 200, calm.text
+        assert "tekniske problemer" in calm.text and "112" in calm.text
+        assert "70 201 201" not in calm.text  # no alarm for a calm message
+
+        records = _spooled(settings)
+        assert len(records) == 2
+        assert all(CRISIS not in r or "sms" in r for r in records)
+        spool_file = next(Path(settings.spool_dir).glob("*.jsonl"))
+        assert stat.S_IMODE(spool_file.stat().st_mode) == 0o600  # it holds personal data
+
+        private_redis.start()  # an empty Redis on the same port, as after a crash without AOF
+
+        _wait(lambda: not _spooled(settings))
+        messages = await _read(settings, conv)
+        users = [m.text for m in messages if m.sender == "user"]
+        assert users == [CRISIS, CALM]  # in order, each once
+        crisis_replies = [m for m in messages if m.sender == "bot" and m.crisis]
+        assert len(crisis_replies) == 1 and crisis_replies[0].risk == "acute"
+
+        client = connect(settings)
+        try:
+            assert conv in await handoff.queued(client)  # staff see it
+            assert (await handoff.get(client, conv)).state == handoff.HandoffState.REQUESTED
+            assert await client.exists(keys.sms_recipient(conv))
+        finally:
+            await client.aclose()
+
+        # the citizen gets the bot's answers by SMS after the replay: the crisis reply urgently
+        sent = fake_twilio.wait_for(3)
+        assert any("70 201 201" in m["Body"] for m in sent[1:])
+
+        time.sleep(1)  # further replay rounds change nothing
+        assert [m.text for m in await _read(settings, conv) if m.sender == "user"] == [CRISIS, CALM]
+
+
+@pytest.mark.anyio
+async def test_web_chat_while_redis_is_down_answers_503_with_the_reply_and_replays_it(
+    settings: Settings, private_redis: PrivateRedis
+) -> None:
+    conv = "redis-down-" + secrets.token_hex(8)
+    with serving(settings) as url:
+        private_redis.kill()
+        first = {"conversation_id": conv, "text": CRISIS}
+        response = httpx.post(f"{url}/api/v1/chat", json=first, timeout=30)
+        assert response.status_code == 503, response.text
+        body = response.json()
+        [reply] = body["replies"]
+        assert reply["crisis"] is True and reply["risk"] == "acute"
+        assert "112" in reply["text"]
+        token = body["conversation_token"]
+
+        # a message with somebody's guessed token is answered alike, and never stored
+        other = httpx.post(
+            f"{url}/api/v1/chat",
+            json={"conversation_id": conv, "text": CALM},
+            headers={"X-Conversation-Token": "not-the-token-" + secrets.token_hex(8)},
+            timeout=30,
+        )
+        assert other.status_code == 503
+        assert other.json()["replies"][0]["crisis"] is False
+        assert "conversation_token" not in other.json()
+        assert len(_spooled(settings)) == 2
+
+        private_redis.start()
+        _wait(lambda: not _spooled(settings))
+        page = httpx.get(
+            f"{url}/api/v1/chat/{conv}/messages", headers={"X-Conversation-Token": token}, timeout=30
+        )
+        assert page.status_code == 200
+        messages = page.json()["messages"]
+        assert [m["text"] for m in messages if m["from"] == "user"] == [CRISIS]
+        assert any(m.get("crisis") for m in messages if m["from"] == "bot")
