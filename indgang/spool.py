@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field
 from indgang import keys
 from indgang.background import BackgroundLoop
 from indgang.redis_store import UNREACHABLE
+from indgang.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +76,14 @@ class Spool:
     def _append(self, line: str) -> bool:
         with self._lock:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                if os.fstat(fd).st_size + len(line.encode()) > self.max_bytes:
+                size = os.fstat(fd).st_size
+                if size + len(line.encode()) > self.max_bytes:
                     log.error("spool full: a message was answered but not kept")
                     return False
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    line = "\n" + line  # after a torn write, so it does not swallow this record
                 os.write(fd, line.encode())
                 os.fsync(fd)
             finally:
@@ -144,11 +148,13 @@ class SpoolReplay:
     """Replays the spool into Redis whenever it holds records and Redis answers."""
 
     def __init__(
-        self, spool: Spool, redis: aioredis.Redis, handlers: dict[str, Handler], interval: float
+        self, spool: Spool, redis: aioredis.Redis, handlers: dict[str, Handler], settings: Settings
     ) -> None:
         self.spool = spool
+        self.retention_seconds = settings.conversation_ttl_seconds
         self.redis = redis
         self.handlers = handlers
+        interval = settings.spool_replay_interval_seconds
         self._loop = BackgroundLoop("spool-replay", self.replay, pause=interval, error_pause=interval)
 
     def start(self) -> None:
@@ -159,7 +165,7 @@ class SpoolReplay:
 
     async def replay(self) -> int:
         """Replay what the spool holds, in order; returns how many records were replayed."""
-        records = await self.spool.pending()
+        records = await self._unexpired(await self.spool.pending())
         if not records:
             return 0
         try:
@@ -185,3 +191,12 @@ class SpoolReplay:
         if replayed:
             log.info("spool replayed", extra={"records": replayed})
         return replayed
+
+    async def _unexpired(self, records: list[SpooledMessage]) -> list[SpooledMessage]:
+        """Retention: a message Redis never came back for is dropped after a conversation's TTL."""
+        oldest = time.time() - self.retention_seconds
+        for record in records:
+            if record.at < oldest:
+                log.warning("spooled message expired unreplayed")
+                await self.spool.remove(record.id)
+        return [r for r in records if r.at >= oldest]

@@ -21,15 +21,18 @@ from pathlib import Path
 import httpx
 import pytest
 import redis as sync_redis
+import redis.asyncio as aioredis
 from conftest import gateway_settings, serving
 from fakes.twilio_api import FakeTwilio
 from twilio.request_validator import RequestValidator
 
-from indgang import handoff, keys, transcript
+from indgang import conversation, handoff, keys, transcript
 from indgang.devstack import free_port, redis_server_binary
+from indgang.inbound import Inbound, offline_reply
 from indgang.redis_store import connect
 from indgang.settings import Settings
 from indgang.sms import recipients
+from indgang.spool import Spool, SpooledMessage, SpoolReplay
 
 NUMBER = "+4520123499"
 CRISIS = "Jeg vil slå mig selv ihjel i aften"
@@ -218,3 +221,126 @@ async def test_web_chat_while_redis_is_down_answers_503_with_the_reply_and_repla
         messages = page.json()["messages"]
         assert [m["text"] for m in messages if m["from"] == "user"] == [CRISIS]
         assert any(m.get("crisis") for m in messages if m["from"] == "bot")
+
+
+# --- the spool and its replay, against the suite's Redis --------------------------------------
+
+
+def _replay(spool: Spool, redis: aioredis.Redis, handled: list[str], base_settings: Settings) -> SpoolReplay:
+    async def handler(message: SpooledMessage) -> None:
+        handled.append(message.text)
+
+    return SpoolReplay(spool, redis, {"sms": handler, "web": handler}, base_settings)
+
+
+@pytest.mark.anyio
+async def test_a_record_replayed_before_a_crash_is_not_replayed_again(
+    redis: aioredis.Redis, tmp_path: Path, base_settings: Settings
+) -> None:
+    spool = Spool(tmp_path / "spool", 1 << 20)
+    first, second = SpooledMessage(channel="sms", text="a"), SpooledMessage(channel="sms", text="b")
+    assert await spool.append(first) and await spool.append(second)
+    assert stat.S_IMODE(spool.path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(spool.path.parent.stat().st_mode) == 0o700
+    # the gateway died after handling `first`, before removing it from the file
+    await redis.set(keys.spool_replay(first.id), "done")
+    handled: list[str] = []
+    assert await _replay(spool, redis, handled, base_settings).replay() == 1
+    assert handled == ["b"]
+    assert await spool.pending() == [] and not spool.path.exists()
+
+
+@pytest.mark.anyio
+async def test_a_record_whose_replay_crashed_midway_waits_for_its_lease_and_is_not_lost(
+    redis: aioredis.Redis, tmp_path: Path, base_settings: Settings
+) -> None:
+    spool = Spool(tmp_path / "spool", 1 << 20)
+    first, second = SpooledMessage(channel="sms", text="a"), SpooledMessage(channel="web", text="b")
+    await spool.append(first)
+    await spool.append(second)
+    await redis.set(keys.spool_replay(first.id), "pending", ex=keys.SPOOL_LEASE_SECONDS)
+    handled: list[str] = []
+    replay = _replay(spool, redis, handled, base_settings)
+    assert await replay.replay() == 0  # the order is kept: nothing overtakes the crashed record
+    assert handled == [] and len(await spool.pending()) == 2
+    await redis.delete(keys.spool_replay(first.id))  # the lease ran out
+    assert await replay.replay() == 2
+    assert handled == ["a", "b"] and await spool.pending() == []
+
+
+@pytest.mark.anyio
+async def test_a_failed_replay_keeps_the_record_for_the_next_round(
+    redis: aioredis.Redis, tmp_path: Path, base_settings: Settings
+) -> None:
+    spool = Spool(tmp_path / "spool", 1 << 20)
+    await spool.append(SpooledMessage(channel="sms", text="a"))
+    calls: list[str] = []
+
+    async def flaky(message: SpooledMessage) -> None:
+        calls.append(message.text)
+        if len(calls) == 1:
+            raise RuntimeError("the engine fell over")
+
+    replay = SpoolReplay(spool, redis, {"sms": flaky}, base_settings)
+    with pytest.raises(RuntimeError):
+        await replay.replay()
+    assert len(await spool.pending()) == 1
+    assert await replay.replay() == 1
+    assert calls == ["a", "a"] and await spool.pending() == []
+
+
+@pytest.mark.anyio
+async def test_a_torn_line_is_skipped_and_an_old_record_expires_unreplayed(
+    redis: aioredis.Redis, tmp_path: Path, base_settings: Settings
+) -> None:
+    spool = Spool(tmp_path / "spool", 1 << 20)
+    old = SpooledMessage(
+        channel="sms", text="old", at=time.time() - base_settings.conversation_ttl_seconds - 1
+    )
+    await spool.append(old)
+    with spool.path.open("a") as torn:
+        torn.write('{"id": "x", "chan')  # the power went mid-write
+    await spool.append(SpooledMessage(channel="sms", text="new"))
+    handled: list[str] = []
+    assert await _replay(spool, redis, handled, base_settings).replay() == 1
+    assert handled == ["new"] and not spool.path.exists()
+
+
+@pytest.mark.anyio
+async def test_a_full_spool_keeps_nothing_more_and_the_answer_says_so(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", 600)
+    assert await spool.append(SpooledMessage(channel="sms", text="x" * 100))
+    assert not await spool.append(SpooledMessage(channel="sms", text="y" * 200))
+    assert [m.text for m in await spool.pending()] == ["x" * 100]
+    saved, _ = offline_reply("Hvornår har I åbent?", None, True)
+    unsaved, _ = offline_reply("Hvornår har I åbent?", None, False)
+    assert "gemt" in saved.text and "gemt" not in unsaved.text and "Prøv igen" in unsaved.text
+    english, lang = offline_reply("When are you open?", "en", True)
+    assert lang == "en" and "technical problems" in english.text
+
+
+@pytest.mark.anyio
+async def test_a_spooled_web_message_cannot_take_over_an_existing_conversation(
+    redis: aioredis.Redis, base_settings: Settings
+) -> None:
+    """While Redis is down nothing can check a token: an attacker who sends "the first message"
+    of a victim's conversation id gets a token of its own, which the replay must refuse."""
+    conv = "victim-" + secrets.token_hex(8)
+    victim_token = await conversation.start_web(redis, conv, base_settings.conversation_ttl_seconds)
+    assert victim_token
+    inbound = Inbound(redis, _NoEngine(), base_settings)
+    forged = SpooledMessage(
+        channel="web", text="Hej", conversation_id=conv, token=conversation.new_token(), new_conversation=True
+    )
+    guessed = SpooledMessage(channel="web", text="Hej igen", conversation_id=conv, token="guess")
+    await inbound.replay_web(forged)
+    await inbound.replay_web(guessed)
+    assert (await transcript.read(redis, conv))[0] == []
+    assert await conversation.token_matches(redis, conv, victim_token)
+
+
+class _NoEngine:
+    """Never reached: a refused message must not get as far as the dialogue engine."""
+
+    async def send(self, *_: object) -> list[object]:
+        raise AssertionError("a refused spooled message reached the engine")

@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             feed.start()
             sms = SmsChannel(redis, settings, inbound, SmsSender(redis, settings))
             handlers = {"sms": sms.replay, "web": inbound.replay_web}
-            replay = SpoolReplay(spool, redis, handlers, settings.spool_replay_interval_seconds)
+            replay = SpoolReplay(spool, redis, handlers, settings)
             replay.start()
             log.info("gateway ready")
             yield
