@@ -7,7 +7,8 @@ from the file at once. Each record is replayed once: a marker in Redis (keys.spo
 claimed before the record is handled and set "done" after; a record found "done" is only
 removed, so a crash between handling and removal does not double it. A crash while a record is
 being handled leaves a lease that expires, and the record is tried again then: nothing is lost
-(the transcript may then show that one message twice).
+(the transcript may then show that one message twice, as it may when Redis failed half-way
+through the request that spooled it).
 
 One spool directory per gateway process.
 """

@@ -37,6 +37,7 @@ from indgang.spool import Spool, SpooledMessage, SpoolReplay
 NUMBER = "+4520123499"
 CRISIS = "Jeg vil slå mig selv ihjel i aften"
 CALM = "Hvornår har jobcentret åbent?"
+TWILIO_TIMEOUT_SECONDS = 15  # Twilio gives up on a webhook after this
 
 
 class PrivateRedis:
@@ -62,6 +63,11 @@ class PrivateRedis:
             except sync_redis.RedisError:
                 time.sleep(0.1)
         raise TimeoutError("redis-server did not start")
+
+    def pause(self, paused: bool) -> None:
+        """A hung Redis: connections are accepted, nothing is answered (commands time out)."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGSTOP if paused else signal.SIGCONT)
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -182,6 +188,29 @@ async def test_sms_while_redis_is_down_is_answered_inline_and_replayed_once_when
 
         time.sleep(1)  # further replay rounds change nothing
         assert [m.text for m in await _read(settings, conv) if m.sender == "user"] == [CRISIS, CALM]
+
+
+@pytest.mark.anyio
+async def test_a_crisis_sms_while_redis_hangs_is_answered_within_twilios_limit_and_replayed(
+    settings: Settings, private_redis: PrivateRedis, fake_twilio: FakeTwilio
+) -> None:
+    """Redis that hangs, not refuses: commands time out (and may still run when it wakes)."""
+    conv = recipients.conversation_id(recipients.canonical_number(NUMBER), settings)
+    with serving(settings) as url:
+        assert _sms(url, settings, "Hej").status_code == 200
+        private_redis.pause(True)
+        try:
+            started = time.monotonic()
+            crisis = _sms(url, settings, CRISIS)
+            took = time.monotonic() - started
+        finally:
+            private_redis.pause(False)
+        assert crisis.status_code == 200 and "112" in crisis.text and "70 201 201" in crisis.text
+        assert took < TWILIO_TIMEOUT_SECONDS
+        _wait(lambda: not _spooled(settings))
+        messages = await _read(settings, conv)
+        assert [m.text for m in messages if m.sender == "user"] == ["Hej", CRISIS]
+        assert any(m.crisis for m in messages if m.sender == "bot")
 
 
 @pytest.mark.anyio

@@ -152,11 +152,11 @@ class SmsChannel:
         return compose([reply], lang).text
 
     async def replay(self, message: SpooledMessage) -> None:
-        """A spooled SMS, now through `receive` and answered by the sender; its MessageSid is
-        marked seen, so a late retry by Twilio is not handled again."""
-        seen = keys.idempotency("twilio-sms", message.message_sid)
-        if not await self.redis.set(seen, "1", nx=True, ex=SEEN_TTL_SECONDS):
-            return
+        """A spooled SMS, now through `receive` and answered by the sender (the spool replays it
+        once). Its MessageSid is marked seen, so a late retry by Twilio is not handled again; a
+        marker already there is no reason to skip it: a command that timed out while Redis hung
+        may have set it without the message ever being stored."""
+        await self.redis.set(keys.idempotency("twilio-sms", message.message_sid), "1", ex=SEEN_TTL_SECONDS)
         sms = InboundSms(message.message_sid, message.sender, message.text, message.media_count)
         await self.answer(await self.receive(sms))
 
