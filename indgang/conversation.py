@@ -104,10 +104,17 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def start_web(redis: aioredis.Redis, conversation_id: str, ttl_seconds: int) -> str | None:
+def new_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+async def start_web(
+    redis: aioredis.Redis, conversation_id: str, ttl_seconds: int, token: str | None = None
+) -> str | None:
     """Create a web conversation under an unused id. Returns its token, which exists only in this
-    answer (the record keeps its hash, for the conversation's TTL); None when the id is taken."""
-    token = secrets.token_urlsafe(TOKEN_BYTES)
+    answer (the record keeps its hash, for the conversation's TTL); None when the id is taken.
+    `token`: one handed out already, while Redis was down (indgang/spool.py)."""
+    token = token or new_token()
     script = redis.register_script(_START_WEB)
     created = await script(
         keys=keys.conversation_keys(conversation_id),

@@ -27,6 +27,7 @@ from indgang.opening_hours import waiting_notice
 from indgang.safety.normalise import storable
 from indgang.search import get_offer_search
 from indgang.settings import Settings
+from indgang.spool import SpooledMessage
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,19 @@ class Turn:
     handoff: str = "none"
     booking: dict[str, Any] | None = None
     engine_down: bool = False
+
+
+def offline_reply(text: str, language: str | None, saved: bool) -> tuple[Reply, str]:
+    """The answer while Redis is unreachable: the safety check runs in memory on this message
+    alone (the conversation so far is in Redis), so a crisis still gets 112 and the crisis
+    lines at once; any other message is told honestly whether it was kept for later."""
+    lang = normalise_language(language or guess_language(text))
+    assessment = safety.assess(storable(text), [])
+    if assessment.crisis:
+        reply = Reply(text=safety.crisis_reply(assessment, lang), crisis=True, risk=assessment.risk)
+    else:
+        reply = Reply(text=t("chat.store_down" if saved else "chat.store_down_unsaved", lang))
+    return reply, lang
 
 
 class Inbound:
@@ -110,6 +124,20 @@ class Inbound:
         turn.booking = await current_booking(self.redis, conversation_id)
         metrics.TURN_SECONDS.labels(route).observe(time.perf_counter() - started)
         return turn
+
+    async def replay_web(self, message: SpooledMessage) -> None:
+        """A web message kept in the spool while Redis was down, now through the normal path. Its
+        token was not checkable then, so it is checked now: a message for somebody else's
+        conversation is dropped, never stored."""
+        conv = message.conversation_id
+        if message.new_conversation:
+            allowed = await conversation.start_web(self.redis, conv, self.ttl, token=message.token)
+        else:
+            allowed = await conversation.token_matches(self.redis, conv, message.token)
+        if not allowed:
+            log.warning("spooled web message dropped: not the conversation's token")
+            return
+        await self.handle(conv, message.text, "web", message.language)
 
     async def _unalarmed_turns(self, conversation_id: str) -> list[str]:
         """The writer's previous turns since the last alarm (the current one, already stored, is

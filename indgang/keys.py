@@ -34,6 +34,16 @@ def handoff(conversation_id: str) -> str:
     return f"{PREFIX}:conv:{conversation_id}:handoff"
 
 
+SPOOL_LEASE_SECONDS = 120  # a replay that crashed mid-record is tried again after this
+SPOOL_DONE_SECONDS = 7 * 24 * 60 * 60  # a replayed record stays known while it might linger
+
+
+def spool_replay(record_id: str) -> str:
+    """String "pending" (a replay of this spool record is under way, for SPOOL_LEASE_SECONDS)
+    or "done" (replayed, for SPOOL_DONE_SECONDS): each record is replayed once."""
+    return f"{PREFIX}:spool:{record_id}"
+
+
 def handoff_queue() -> str:
     """Sorted set of conversations waiting for or held by staff (score orders the inbox); a
     member whose handoff expired is dropped whenever the queue is read."""

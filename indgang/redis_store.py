@@ -5,9 +5,13 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from indgang.settings import Settings
 
+# Redis is unreachable (refused, timed out): the gateway answers without it (indgang/spool.py).
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
 POOL_WAIT_SECONDS = 10  # for a free connection, before the command fails
 
 

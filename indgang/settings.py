@@ -138,6 +138,12 @@ class Settings(BaseSettings):
     booking_horizon_days: int = Field(default=21, ge=1)  # how far ahead slots are offered
     booking_reminder_hour: int = Field(default=10, ge=0, le=23)  # local hour of the day-before SMS
     booking_scheduler_interval_seconds: float = Field(default=5.0, gt=0)  # how often SMS are due
+
+    # While Redis is unreachable, inbound messages wait in this local spool (append-only JSON
+    # lines, personal data: mode 0600) and are replayed when it is back (indgang/spool.py).
+    spool_dir: Path = PROJECT_DIR / ".run" / "spool"
+    spool_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)  # beyond this, answered only
+    spool_replay_interval_seconds: float = Field(default=2.0, gt=0)
     booking_collecting_ttl_seconds: int = 60 * 60 * 12  # a form left half-way stops counting
     tovholder_link_ttl_seconds: int = 60 * 60 * 24 * 365  # phone hash -> the citizen's tovholder
 

@@ -17,6 +17,7 @@ from fastapi import Depends, Header
 
 from indgang import conversation
 from indgang.i18n import DEFAULT_LANGUAGE, t
+from indgang.redis_store import UNREACHABLE
 from webhook.deps import RedisDep, SettingsDep
 from webhook.errors import ApiError
 from webhook.schemas import ChatRequest, WebConversationPath
@@ -45,6 +46,10 @@ class NoAccess(ApiError):
 class ChatConversation:
     id: str
     new_token: str | None = None  # only when this message created the conversation
+    token: str = ""  # the token the request held, or the new one
+    # False when Redis was unreachable, so nothing could be checked: the token goes with the
+    # message into the spool and is checked when the message is replayed (indgang/spool.py).
+    checked: bool = True
 
 
 async def _check(
@@ -67,13 +72,19 @@ async def chat_conversation(
 ) -> ChatConversation:
     """The conversation a message goes to: created (with a new token) when its id is unused,
     else only with its token. Runs before anything is stored or counted against the rate limit."""
-    if token:
-        await _check(redis, body.conversation_id, token, body.language)
-        return ChatConversation(body.conversation_id)
-    created = await conversation.start_web(redis, body.conversation_id, settings.conversation_ttl_seconds)
+    try:
+        if token:
+            await _check(redis, body.conversation_id, token, body.language)
+            return ChatConversation(body.conversation_id, token=token)
+        created = await conversation.start_web(redis, body.conversation_id, settings.conversation_ttl_seconds)
+    except UNREACHABLE:
+        if token:
+            return ChatConversation(body.conversation_id, token=token, checked=False)
+        fresh = conversation.new_token()
+        return ChatConversation(body.conversation_id, new_token=fresh, token=fresh, checked=False)
     if created is None:
         raise NoAccess(body.language)
-    return ChatConversation(body.conversation_id, new_token=created)
+    return ChatConversation(body.conversation_id, new_token=created, token=created)
 
 
 CitizenConversationDep = Annotated[str, Depends(citizen_conversation)]

@@ -12,7 +12,9 @@ from indgang.i18n import DEFAULT_LANGUAGE, t
 from indgang.inbound import Inbound
 from indgang.live import TranscriptFeed
 from indgang.ratelimit import Kind
+from indgang.redis_store import UNREACHABLE
 from indgang.settings import Settings
+from indgang.spool import Spool
 from indgang.staff.console import StaffConsole
 from webhook.errors import ApiError
 from webhook.state import GatewayState
@@ -41,7 +43,12 @@ def feed(state: StateDep) -> TranscriptFeed:
     return state.feed
 
 
+def spool(state: StateDep) -> Spool:
+    return state.spool
+
+
 SettingsDep = Annotated[Settings, Depends(settings)]
+SpoolDep = Annotated[Spool, Depends(spool)]
 RedisDep = Annotated[aioredis.Redis, Depends(redis)]
 InboundDep = Annotated[Inbound, Depends(inbound)]
 FeedDep = Annotated[TranscriptFeed, Depends(feed)]
@@ -82,6 +89,9 @@ class ClientLimit:
         self.kind = kind
 
     async def __call__(self, client: ClientDep, redis: RedisDep, settings: SettingsDep) -> None:
-        retry_after = await ratelimit.hit_client(redis, settings, self.kind, client)
+        try:
+            retry_after = await ratelimit.hit_client(redis, settings, self.kind, client)
+        except UNREACHABLE:
+            return  # nothing to count with; the Redis-down answer is cheap and the spool capped
         if retry_after is not None:
             raise TooMany(retry_after)

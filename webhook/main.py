@@ -19,7 +19,9 @@ from indgang.live import TranscriptFeed
 from indgang.logging_setup import configure_logging
 from indgang.redis_store import connect
 from indgang.settings import Settings, get_settings, get_settings_or_exit
+from indgang.sms.channel import SmsChannel
 from indgang.sms.sender import SmsSender
+from indgang.spool import Spool, SpoolReplay
 from indgang.staff.console import NotAllowed
 from indgang.webhooks import WebhookDispatcher
 from webhook import errors
@@ -47,12 +49,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 http, settings.rasa_url, settings.rasa_auth_token, settings.rasa_timeout_seconds
             )
             feed = TranscriptFeed(redis, per_client=settings.streams_per_client, total=settings.streams_total)
+            inbound = Inbound(redis, engine, settings)
+            spool = Spool(settings.spool_dir, settings.spool_max_bytes)
             app.state.gateway = GatewayState(
-                settings=settings,
-                redis=redis,
-                http=http,
-                inbound=Inbound(redis, engine, settings),
-                feed=feed,
+                settings=settings, redis=redis, http=http, inbound=inbound, feed=feed, spool=spool
             )
             offers.warm_search()
             notifier = BookingNotifier(redis, settings, SmsSender(redis, settings).send_sms)
@@ -60,8 +60,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             dispatcher = WebhookDispatcher(redis, settings, http)
             dispatcher.start()
             feed.start()
+            sms = SmsChannel(redis, settings, inbound, SmsSender(redis, settings))
+            handlers = {"sms": sms.replay, "web": inbound.replay_web}
+            replay = SpoolReplay(spool, redis, handlers, settings)
+            replay.start()
             log.info("gateway ready")
             yield
+            await replay.stop()
             await feed.stop()
             await dispatcher.stop()
             await notifier.stop()

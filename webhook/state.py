@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from indgang.inbound import Inbound
 from indgang.live import TranscriptFeed
 from indgang.settings import Settings
+from indgang.spool import Spool
 
 
 @dataclass
@@ -19,3 +20,4 @@ class GatewayState:
     http: httpx.AsyncClient
     inbound: Inbound
     feed: TranscriptFeed  # the one Redis reader behind every live stream
+    spool: Spool  # inbound messages kept while Redis is unreachable

@@ -16,13 +16,14 @@ import redis.asyncio as aioredis
 from indgang import conversation, handoff, keys, transcript
 from indgang.erasure import erase_conversation
 from indgang.i18n import normalise_language, t
-from indgang.inbound import Inbound
+from indgang.inbound import Inbound, offline_reply
 from indgang.safety import crisis_lines
 from indgang.settings import Settings
 from indgang.sms import choices, keywords, optout, recipients
 from indgang.sms.compose import compose
 from indgang.sms.keywords import Keyword
 from indgang.sms.sender import SendKind, SmsSender
+from indgang.spool import Spool, SpooledMessage
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,30 @@ class SmsChannel:
         if composed.text:
             turn.outgoing = [Outgoing(composed.text, SendKind.URGENT if composed.crisis else SendKind.REPLY)]
         return turn
+
+    async def receive_offline(self, sms: InboundSms, spool: Spool) -> str:
+        """Redis is unreachable: keep the SMS in the spool and return the text to answer inline
+        (TwiML), as no reply can be tracked now. Replayed by `replay` when Redis is back."""
+        message = SpooledMessage(
+            channel="sms",
+            text=sms.body,
+            sender=sms.sender,
+            message_sid=sms.message_sid,
+            media_count=sms.media_count,
+        )
+        saved = await spool.append(message)
+        reply, lang = offline_reply(sms.body.strip(), None, saved)
+        log.warning("redis unreachable: sms answered inline", extra={"spooled": saved})
+        return compose([reply], lang).text
+
+    async def replay(self, message: SpooledMessage) -> None:
+        """A spooled SMS, now through `receive` and answered by the sender (the spool replays it
+        once). Its MessageSid is marked seen, so a late retry by Twilio is not handled again; a
+        marker already there is no reason to skip it: a command that timed out while Redis hung
+        may have set it without the message ever being stored."""
+        await self.redis.set(keys.idempotency("twilio-sms", message.message_sid), "1", ex=SEEN_TTL_SECONDS)
+        sms = InboundSms(message.message_sid, message.sender, message.text, message.media_count)
+        await self.answer(await self.receive(sms))
 
     async def answer(self, turn: SmsTurn) -> None:
         """Send the turn's SMS in order; failures are recorded for staff by the sender."""

@@ -10,9 +10,12 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from indgang import ratelimit, transcript
 from indgang.export import citizen_copy
 from indgang.i18n import t
+from indgang.inbound import offline_reply
 from indgang.ratelimit import Kind
-from webhook.citizen import ChatConversationDep, CitizenConversationDep
-from webhook.deps import ClientLimit, InboundDep, RedisDep, SettingsDep
+from indgang.redis_store import UNREACHABLE
+from indgang.spool import SpooledMessage
+from webhook.citizen import ChatConversation, ChatConversationDep, CitizenConversationDep
+from webhook.deps import ClientLimit, InboundDep, RedisDep, SettingsDep, SpoolDep
 from webhook.errors import ApiError
 from webhook.schemas import (
     ChatRequest,
@@ -38,10 +41,23 @@ async def chat(
     inbound: InboundDep,
     redis: RedisDep,
     settings: SettingsDep,
+    spool: SpoolDep,
 ) -> JSONResponse:
     """One message. The answer to the first message of a new `conversation_id` carries
     `conversation_token`; every later request about the conversation sends it in
-    `X-Conversation-Token` (403 without it)."""
+    `X-Conversation-Token` (403 without it). While the session store is unreachable the answer
+    is a 503 with the reply (emergency numbers in a crisis), and the message is answered later."""
+    if not access.checked:
+        return await _store_down(body, access, spool)
+    try:
+        return await _chat(body, access, inbound, redis, settings)
+    except UNREACHABLE:
+        return await _store_down(body, access, spool)
+
+
+async def _chat(
+    body: ChatRequest, access: ChatConversation, inbound: InboundDep, redis: RedisDep, settings: SettingsDep
+) -> JSONResponse:
     retry_after = await ratelimit.hit(
         redis, Kind.CHAT, body.conversation_id, settings.chat_rate_limit, settings.chat_rate_window_seconds
     )
@@ -66,6 +82,34 @@ async def chat(
     if payload["conversation_token"] is None:
         del payload["conversation_token"]  # handed out once; later answers simply lack it
     return JSONResponse(payload, status_code=503 if turn.engine_down else 200)
+
+
+async def _store_down(body: ChatRequest, access: ChatConversation, spool: SpoolDep) -> JSONResponse:
+    """Redis is unreachable: keep the message in the spool (with its token, checked when it is
+    replayed) and answer from memory. Nothing here depends on the conversation, so a wrong
+    token learns nothing; a conversation this message creates gets its token now."""
+    saved = await spool.append(
+        SpooledMessage(
+            channel="web",
+            text=body.text,
+            language=body.language,
+            conversation_id=body.conversation_id,
+            token=access.token,
+            new_conversation=not access.checked and access.new_token is not None,
+        )
+    )
+    reply, lang = offline_reply(body.text, body.language, saved)
+    response = ChatResponse(
+        conversation_id=body.conversation_id,
+        replies=[reply],
+        handoff="none",
+        language=lang,
+        conversation_token=access.new_token,
+    )
+    payload = response.model_dump(mode="json")
+    if payload["conversation_token"] is None:
+        del payload["conversation_token"]
+    return JSONResponse(payload, status_code=503)
 
 
 @router.get(

@@ -3,7 +3,8 @@
 
 An inbound SMS is handled (stored, safety-checked, answered by the bot or routed to staff)
 before Twilio gets its answer, an empty TwiML document; the replies then go out through the
-REST API, the same path staff replies and reminders take.
+REST API, the same path staff replies and reminders take. While Redis is unreachable the SMS is
+kept in the local spool and answered in the TwiML itself (indgang/spool.py).
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from starlette.datastructures import FormData
 from twilio.twiml.messaging_response import MessagingResponse
 
+from indgang.redis_store import UNREACHABLE
 from indgang.sms import delivery, twilio_api
 from indgang.sms.channel import InboundSms, SmsChannel
 from indgang.sms.sender import SmsSender
-from webhook.deps import InboundDep, RedisDep, SettingsDep
+from webhook.deps import InboundDep, RedisDep, SettingsDep, SpoolDep
 from webhook.errors import ApiError
 from webhook.schemas import CONVERSATION_ID_PATTERN
 
@@ -53,8 +55,11 @@ class StatusForm(BaseModel):
     ErrorCode: Annotated[str, StringConstraints(pattern=r"^\d{0,10}$")] = ""
 
 
-def _empty_twiml() -> Response:
-    return Response(str(MessagingResponse()), media_type="application/xml")
+def _twiml(text: str = "") -> Response:
+    answer = MessagingResponse()
+    if text:
+        answer.message(text)
+    return Response(str(answer), media_type="application/xml")
 
 
 def _valid(model: type[FormT], form: FormData) -> FormT:
@@ -103,14 +108,19 @@ async def inbound_sms(
     settings: SettingsDep,
     inbound: InboundDep,
     background: BackgroundTasks,
+    spool: SpoolDep,
 ) -> Response:
     fields = _valid(InboundForm, form)
     sms = InboundSms(fields.MessageSid, fields.From, fields.Body, fields.NumMedia)
     channel = SmsChannel(redis, settings, inbound, SmsSender(redis, settings))
-    turn = await channel.receive_once(sms)
+    try:
+        turn = await channel.receive_once(sms)
+    except UNREACHABLE:
+        # Twilio does not retry an SMS webhook that failed: answer now, in the TwiML itself.
+        return _twiml(await channel.receive_offline(sms, spool))
     if turn is not None:
         background.add_task(channel.answer, turn)
-    return _empty_twiml()
+    return _twiml()
 
 
 @router.post("/status", status_code=204, responses={403: {"description": "bad signature"}})

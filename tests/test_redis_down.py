@@ -1,0 +1,380 @@
+"""Fault injection: Redis dies under a running gateway, and comes back.
+
+The gateway under test has its own redis-server (started here, killed here, restarted on the
+same port), the real gateway serving real HTTP, and the real Twilio SDK talking to the fake
+Twilio. Rasa is not running (its URL is dead): what is asserted here (the inline answers, the
+spool, the replay into the transcript, the safety check and the staff queue) does not need the
+engine, and the engine-down answer is itself an answer the replay sends.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import stat
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis as sync_redis
+import redis.asyncio as aioredis
+from conftest import gateway_settings, serving
+from fakes.twilio_api import FakeTwilio
+from twilio.request_validator import RequestValidator
+
+from indgang import conversation, handoff, keys, transcript
+from indgang.devstack import free_port, redis_server_binary
+from indgang.inbound import Inbound, offline_reply
+from indgang.redis_store import connect
+from indgang.settings import Settings
+from indgang.sms import recipients
+from indgang.spool import Spool, SpooledMessage, SpoolReplay
+
+NUMBER = "+4520123499"
+CRISIS = "Jeg vil slå mig selv ihjel i aften"
+CALM = "Hvornår har jobcentret åbent?"
+TWILIO_TIMEOUT_SECONDS = 15  # Twilio gives up on a webhook after this
+
+
+class PrivateRedis:
+    """A redis-server this test may kill and restart on the same port."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.directory = directory
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        client = sync_redis.Redis(port=self.port, socket_connect_timeout=1)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if client.ping():
+                    return
+            except sync_redis.RedisError:
+                time.sleep(0.1)
+        raise TimeoutError("redis-server did not start")
+
+    def pause(self, paused: bool) -> None:
+        """A hung Redis: connections are accepted, nothing is answered (commands time out)."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGSTOP if paused else signal.SIGCONT)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def settings(
+    base_settings: Settings, private_redis: PrivateRedis, fake_twilio: FakeTwilio, tmp_path: Path
+) -> Settings:
+    update = {
+        "redis_url": None,
+        "redis_host": "127.0.0.1",
+        "redis_port": private_redis.port,
+        "redis_db": 0,
+        "spool_dir": tmp_path / "spool",
+        "spool_replay_interval_seconds": 0.2,
+        "booking_scheduler_interval_seconds": 3600,
+    }
+    return fake_twilio.configure(gateway_settings(base_settings)).model_copy(update=update)
+
+
+def _form(body: str) -> dict[str, str]:
+    return {
+        "MessageSid": "SM" + secrets.token_hex(16), "AccountSid": "AC" + "0" * 32, "From": NUMBER,
+        "To": "+4570000000", "Body": body, "NumMedia": "0", "ApiVersion": "2010-04-01",
+    }  # fmt: skip
+
+
+def _sms(url: str, settings: Settings, body: str) -> httpx.Response:
+    form = _form(body)
+    signed_url = f"{settings.public_base_url.rstrip('/')}/twilio/sms"
+    signature = RequestValidator(settings.twilio_auth_token or "").compute_signature(signed_url, form)
+    return httpx.post(f"{url}/twilio/sms", data=form, headers={"X-Twilio-Signature": signature}, timeout=30)
+
+
+def _wait(condition: object, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def _spooled(settings: Settings) -> list[str]:
+    """The spool's records, as raw lines (empty when there is no file)."""
+    files = sorted(Path(settings.spool_dir).glob("*.jsonl"))
+    return [line for f in files for line in f.read_text().splitlines() if line.strip()]
+
+
+async def _read(settings: Settings, conv: str) -> list[transcript.Message]:
+    client = connect(settings)
+    try:
+        return (await transcript.read(client, conv))[0]
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.anyio
+async def test_sms_while_redis_is_down_is_answered_inline_and_replayed_once_when_it_is_back(
+    settings: Settings, private_redis: PrivateRedis, fake_twilio: FakeTwilio
+) -> None:
+    conv = recipients.conversation_id(recipients.canonical_number(NUMBER), settings)
+    with serving(settings) as url:
+        assert _sms(url, settings, "Hej").status_code == 200
+        fake_twilio.wait_for(1)
+        before = len(await _read(settings, conv))
+        assert before == 2  # the greeting and the (engine-down) answer
+
+        private_redis.kill()
+
+        crisis = _sms(url, settings, CRISIS)
+        assert crisis.status_code == 200, crisis.text
+        assert crisis.headers["content-type"].startswith("application/xml")
+        assert "112" in crisis.text and "70 201 201" in crisis.text  # 112 and Livslinien
+
+        calm = _sms(url, settings, CALM)
+        assert calm.status_code == 200, calm.text
+        assert "tekniske problemer" in calm.text and "112" in calm.text
+        assert "70 201 201" not in calm.text  # no alarm for a calm message
+
+        # the signature is still checked first: a forged SMS is refused and never kept
+        forged = httpx.post(
+            f"{url}/twilio/sms", data=_form(CRISIS), headers={"X-Twilio-Signature": "forged"}, timeout=30
+        )
+        assert forged.status_code == 403
+
+        records = _spooled(settings)
+        assert len(records) == 2
+        spool_file = next(Path(settings.spool_dir).glob("*.jsonl"))
+        assert stat.S_IMODE(spool_file.stat().st_mode) == 0o600  # it holds personal data
+
+        private_redis.start()  # an empty Redis on the same port, as after a crash without AOF
+
+        _wait(lambda: not _spooled(settings))
+        messages = await _read(settings, conv)
+        users = [m.text for m in messages if m.sender == "user"]
+        assert users == [CRISIS, CALM]  # in order, each once
+        crisis_replies = [m for m in messages if m.sender == "bot" and m.crisis]
+        assert len(crisis_replies) == 1 and crisis_replies[0].risk == "acute"
+
+        client = connect(settings)
+        try:
+            assert conv in await handoff.queued(client)  # staff see it
+            assert (await handoff.get(client, conv)).state == handoff.HandoffState.REQUESTED
+            assert await client.exists(keys.sms_recipient(conv))
+        finally:
+            await client.aclose()
+
+        # the citizen gets the bot's answers by SMS after the replay: the crisis reply urgently
+        sent = fake_twilio.wait_for(3)
+        assert any("70 201 201" in m["Body"] for m in sent[1:])
+
+        time.sleep(1)  # further replay rounds change nothing
+        assert [m.text for m in await _read(settings, conv) if m.sender == "user"] == [CRISIS, CALM]
+
+
+@pytest.mark.anyio
+async def test_a_crisis_sms_while_redis_hangs_is_answered_within_twilios_limit_and_replayed(
+    settings: Settings, private_redis: PrivateRedis, fake_twilio: FakeTwilio
+) -> None:
+    """Redis that hangs, not refuses: commands time out (and may still run when it wakes)."""
+    conv = recipients.conversation_id(recipients.canonical_number(NUMBER), settings)
+    with serving(settings) as url:
+        assert _sms(url, settings, "Hej").status_code == 200
+        private_redis.pause(True)
+        try:
+            started = time.monotonic()
+            crisis = _sms(url, settings, CRISIS)
+            took = time.monotonic() - started
+        finally:
+            private_redis.pause(False)
+        assert crisis.status_code == 200 and "112" in crisis.text and "70 201 201" in crisis.text
+        assert took < TWILIO_TIMEOUT_SECONDS
+        _wait(lambda: not _spooled(settings))
+        messages = await _read(settings, conv)
+        assert [m.text for m in messages if m.sender == "user"] == ["Hej", CRISIS]
+        assert any(m.crisis for m in messages if m.sender == "bot")
+
+
+@pytest.mark.anyio
+async def test_web_chat_while_redis_is_down_answers_503_with_the_reply_and_replays_it(
+    settings: Settings, private_redis: PrivateRedis
+) -> None:
+    conv = "redis-down-" + secrets.token_hex(8)
+    with serving(settings) as url:
+        private_redis.kill()
+        first = {"conversation_id": conv, "text": CRISIS}
+        response = httpx.post(f"{url}/api/v1/chat", json=first, timeout=30)
+        assert response.status_code == 503, response.text
+        body = response.json()
+        [reply] = body["replies"]
+        assert reply["crisis"] is True and reply["risk"] == "acute"
+        assert "112" in reply["text"]
+        token = body["conversation_token"]
+
+        # a message with somebody's guessed token is answered alike, and never stored
+        other = httpx.post(
+            f"{url}/api/v1/chat",
+            json={"conversation_id": conv, "text": CALM},
+            headers={"X-Conversation-Token": "not-the-token-" + secrets.token_hex(8)},
+            timeout=30,
+        )
+        assert other.status_code == 503
+        assert other.json()["replies"][0]["crisis"] is False
+        assert "conversation_token" not in other.json()
+        assert len(_spooled(settings)) == 2
+
+        private_redis.start()
+        _wait(lambda: not _spooled(settings))
+        page = httpx.get(
+            f"{url}/api/v1/chat/{conv}/messages", headers={"X-Conversation-Token": token}, timeout=30
+        )
+        assert page.status_code == 200
+        messages = page.json()["messages"]
+        assert [m["text"] for m in messages if m["from"] == "user"] == [CRISIS]
+        assert any(m.get("crisis") for m in messages if m["from"] == "bot")
+
+
+# --- the spool and its replay, against the suite's Redis --------------------------------------
+
+
+def _replay(spool: Spool, redis: aioredis.Redis, handled: list[str], base_settings: Settings) -> SpoolReplay:
+    async def handler(message: SpooledMessage) -> None:
+        handled.append(message.text)
+
+    return SpoolReplay(spool, redis, {"sms": handler, "web": handler}, base_settings)
+
+
+@pytest.mark.anyio
+async def test_a_record_replayed_before_a_crash_is_not_replayed_again(
+    redis: aioredis.Redis, tmp_path: Path, base_settings: Settings
+) -> None:
+    spool = Spool(tmp_path / "spool", 1 << 20)
+    first, second = SpooledMessage(channel="sms", text="a"), SpooledMessage(channel="sms", text="b")
+    assert await spool.append(first) and await spool.append(second)
+    assert stat.S_IMODE(spool.path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(spool.path.parent.stat().st_mode) == 0o700
+    # the gateway died after handling `first`, before removing it from the file
+    await redis.set(keys.spool_replay(first.id), "done")
+    handled: list[str] = []
+    assert await _replay(spool, redis, handled, base_settings).replay() == 1
+    assert handled == ["b"]
+    assert await spool.pending() == [] and not spool.path.exists()
+
+
+@pytest.mark.anyio
+async def test_a_record_whose_replay_crashed_midway_waits_for_its_lease_and_is_not_lost(
+    redis: aioredis.Redis, tmp_path: Path, base_settings: Settings
+) -> None:
+    spool = Spool(tmp_path / "spool", 1 << 20)
+    first, second = SpooledMessage(channel="sms", text="a"), SpooledMessage(channel="web", text="b")
+    await spool.append(first)
+    await spool.append(second)
+    await redis.set(keys.spool_replay(first.id), "pending", ex=keys.SPOOL_LEASE_SECONDS)
+    handled: list[str] = []
+    replay = _replay(spool, redis, handled, base_settings)
+    assert await replay.replay() == 0  # the order is kept: nothing overtakes the crashed record
+    assert handled == [] and len(await spool.pending()) == 2
+    await redis.delete(keys.spool_replay(first.id))  # the lease ran out
+    assert await replay.replay() == 2
+    assert handled == ["a", "b"] and await spool.pending() == []
+
+
+@pytest.mark.anyio
+async def test_a_failed_replay_keeps_the_record_for_the_next_round(
+    redis: aioredis.Redis, tmp_path: Path, base_settings: Settings
+) -> None:
+    spool = Spool(tmp_path / "spool", 1 << 20)
+    await spool.append(SpooledMessage(channel="sms", text="a"))
+    calls: list[str] = []
+
+    async def flaky(message: SpooledMessage) -> None:
+        calls.append(message.text)
+        if len(calls) == 1:
+            raise RuntimeError("the engine fell over")
+
+    replay = SpoolReplay(spool, redis, {"sms": flaky}, base_settings)
+    with pytest.raises(RuntimeError):
+        await replay.replay()
+    assert len(await spool.pending()) == 1
+    assert await replay.replay() == 1
+    assert calls == ["a", "a"] and await spool.pending() == []
+
+
+@pytest.mark.anyio
+async def test_a_torn_line_is_skipped_and_an_old_record_expires_unreplayed(
+    redis: aioredis.Redis, tmp_path: Path, base_settings: Settings
+) -> None:
+    spool = Spool(tmp_path / "spool", 1 << 20)
+    old = SpooledMessage(
+        channel="sms", text="old", at=time.time() - base_settings.conversation_ttl_seconds - 1
+    )
+    await spool.append(old)
+    with spool.path.open("a") as torn:
+        torn.write('{"id": "x", "chan')  # the power went mid-write
+    await spool.append(SpooledMessage(channel="sms", text="new"))
+    handled: list[str] = []
+    assert await _replay(spool, redis, handled, base_settings).replay() == 1
+    assert handled == ["new"] and not spool.path.exists()
+
+
+@pytest.mark.anyio
+async def test_a_full_spool_keeps_nothing_more_and_the_answer_says_so(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", 600)
+    assert await spool.append(SpooledMessage(channel="sms", text="x" * 100))
+    assert not await spool.append(SpooledMessage(channel="sms", text="y" * 200))
+    assert [m.text for m in await spool.pending()] == ["x" * 100]
+    saved, _ = offline_reply("Hvornår har I åbent?", None, True)
+    unsaved, _ = offline_reply("Hvornår har I åbent?", None, False)
+    assert "gemt" in saved.text and "gemt" not in unsaved.text and "Prøv igen" in unsaved.text
+    english, lang = offline_reply("When are you open?", "en", True)
+    assert lang == "en" and "technical problems" in english.text
+
+
+@pytest.mark.anyio
+async def test_a_spooled_web_message_cannot_take_over_an_existing_conversation(
+    redis: aioredis.Redis, base_settings: Settings
+) -> None:
+    """While Redis is down nothing can check a token: an attacker who sends "the first message"
+    of a victim's conversation id gets a token of its own, which the replay must refuse."""
+    conv = "victim-" + secrets.token_hex(8)
+    victim_token = await conversation.start_web(redis, conv, base_settings.conversation_ttl_seconds)
+    assert victim_token
+    inbound = Inbound(redis, _NoEngine(), base_settings)
+    forged = SpooledMessage(
+        channel="web", text="Hej", conversation_id=conv, token=conversation.new_token(), new_conversation=True
+    )
+    guessed = SpooledMessage(channel="web", text="Hej igen", conversation_id=conv, token="guess")
+    await inbound.replay_web(forged)
+    await inbound.replay_web(guessed)
+    assert (await transcript.read(redis, conv))[0] == []
+    assert await conversation.token_matches(redis, conv, victim_token)
+
+
+class _NoEngine:
+    """Never reached: a refused message must not get as far as the dialogue engine."""
+
+    async def send(self, *_: object) -> list[object]:
+        raise AssertionError("a refused spooled message reached the engine")
