@@ -102,3 +102,11 @@ class OfferSearchResponse(BaseModel):
 class ErrorBody(BaseModel):
     error: str
     detail: Any = None
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for error answers (a JSON ErrorBody), by reference and under
+    application/json explicitly: with `model=`, FastAPI would declare them under the route's own
+    media type, which is wrong for a route whose answer is a file or text."""
+    body = {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+    return {code: {"description": "error", "content": {"application/json": body}} for code in codes}
