@@ -44,7 +44,9 @@ class ChatRequest(BaseModel):
     text: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
     language: Literal["da", "en"] | None = None
     # Accepted for clients that send it, never used as identity and never stored (api.md).
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description=f"at most {MAX_METADATA_CHARS} characters as JSON"
+    )
 
     @field_validator("metadata")
     @classmethod
