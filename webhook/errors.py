@@ -12,7 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
 from indgang.handoff import HandoffError, HeldByOther
 
@@ -46,6 +48,17 @@ async def handoff_error(request: Request, exc: Exception) -> Response:
     return ApiError(409, "conflict", str(exc)).response()
 
 
+async def unreadable_body(request: Request, exc: Exception) -> Response:
+    """A body that is not text (bytes that are not UTF-8) is a malformed request like any other:
+    422 naming the body (api.md), not FastAPI's bare 400, which the schema does not declare."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        problem = {"type": "json_invalid", "loc": ["body"], "msg": "the body is not UTF-8 JSON"}
+        return JSONResponse({"detail": [problem]}, status_code=422)
+    return await http_exception_handler(request, exc)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(HTTPException, unreadable_body)
     app.add_exception_handler(HandoffError, handoff_error)

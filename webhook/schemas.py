@@ -44,7 +44,9 @@ class ChatRequest(BaseModel):
     text: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
     language: Literal["da", "en"] | None = None
     # Accepted for clients that send it, never used as identity and never stored (api.md).
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description=f"at most {MAX_METADATA_CHARS} characters as JSON"
+    )
 
     @field_validator("metadata")
     @classmethod
@@ -102,3 +104,11 @@ class OfferSearchResponse(BaseModel):
 class ErrorBody(BaseModel):
     error: str
     detail: Any = None
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for error answers (a JSON ErrorBody), by reference and under
+    application/json explicitly: with `model=`, FastAPI would declare them under the route's own
+    media type, which is wrong for a route whose answer is a file or text."""
+    body = {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+    return {code: {"description": "error", "content": {"application/json": body}} for code in codes}

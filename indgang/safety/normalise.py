@@ -46,15 +46,15 @@ def storable(text: str) -> str:
 
 
 def clean(text: str) -> str:
-    """Canonical text: lone surrogates replaced, NFKC, format characters removed, look-alikes mapped."""
+    """Canonical text: lone surrogates replaced, format characters removed, look-alikes mapped, NFKC."""
     if not isinstance(text, str):
         return ""
-    text = storable(text)
-    text = unicodedata.normalize("NFKC", text).translate(_LOOKALIKES)
     out = []
-    for char in text:
+    for char in storable(text):
         category = unicodedata.category(char)
         if category == "Cf":
             continue
         out.append(" " if category in _SPACE_CATEGORIES and char not in "\n" else char)
-    return "".join(out)
+    # NFKC last, so a mark that a removed zero-width character kept apart (and a look-alike
+    # mapped to its Latin letter) composes now: cleaning clean text changes nothing.
+    return unicodedata.normalize("NFKC", "".join(out).translate(_LOOKALIKES))

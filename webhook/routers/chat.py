@@ -23,6 +23,7 @@ from webhook.schemas import (
     ErrorBody,
     TranscriptMessage,
     TranscriptPage,
+    error_responses,
 )
 
 router = APIRouter(prefix="/api/v1/chat", tags=["chat"])
@@ -133,7 +134,7 @@ async def messages(
 @router.get(
     "/{conversation_id}/export",
     response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain": {}}}, 403: {"model": ErrorBody}},
+    responses={200: {"content": {"text/plain": {}}}, **error_responses(403)},
 )
 async def export(
     conversation_id: CitizenConversationDep,

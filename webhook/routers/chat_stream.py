@@ -54,7 +54,19 @@ async def follow(
     responses={
         200: {"content": {"text/event-stream": {}}},
         403: {"model": ErrorBody},
-        422: {"model": ErrorBody},
+        # a bad cursor (ErrorBody) or a malformed id or header (FastAPI's validation body)
+        422: {
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "anyOf": [
+                            {"$ref": "#/components/schemas/ErrorBody"},
+                            {"$ref": "#/components/schemas/HTTPValidationError"},
+                        ]
+                    }
+                }
+            }
+        },
         429: {"model": ErrorBody},
         503: {"model": ErrorBody},
     },

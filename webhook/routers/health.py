@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 
 from webhook.deps import StateDep
 from webhook.staff_session import AdminDep
@@ -37,7 +38,12 @@ async def _redis_ok(state: StateDep) -> bool:
         return False
 
 
-@router.get("/readyz")
+class Readiness(BaseModel):
+    status: str  # "ok", or "degraded" (then the answer is 503, so a load balancer routes around it)
+    checks: dict[str, str]  # each dependency: "ok" or "down"
+
+
+@router.get("/readyz", responses={200: {"model": Readiness}, 503: {"model": Readiness}})
 async def readyz(state: StateDep) -> JSONResponse:
     s = state.settings
     redis_ok, rasa_ok, actions_ok = await asyncio.gather(

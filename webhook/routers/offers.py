@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 
 from indgang.offer_cards import offer_result
 from indgang.ratelimit import Kind
@@ -27,15 +27,14 @@ def warm_search() -> None:
     dependencies=[Depends(ClientLimit(Kind.CLIENT_OFFERS))],
 )
 def search_offers(
-    q: Annotated[str, Query(max_length=500, description="The citizen's own words")],
+    # pattern: at least one non-space character (an empty or blank q is a 422, in the schema too)
+    q: Annotated[str, Query(max_length=500, pattern=r"\S", description="The citizen's own words")],
     limit: Annotated[int, Query(ge=1, le=20)] = 5,
     audience: Literal["adult", "child", "family", "relative"] | None = None,
     municipality: Annotated[str | None, Query(max_length=60)] = None,
     language: Literal["da", "en"] = "da",
 ) -> OfferSearchResponse:
     # A plain def: the search is CPU-bound, so FastAPI runs it in its thread pool.
-    if not q.strip():
-        raise HTTPException(status_code=422, detail=[{"loc": ["query", "q"], "msg": "q must not be empty"}])
     hits = get_offer_search().search(
         q, limit=limit, audience=audience, municipality=municipality, language=language
     )

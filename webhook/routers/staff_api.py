@@ -18,10 +18,13 @@ from indgang.staff.console import MAX_REASON_CHARS, MAX_TEXT_CHARS
 from indgang.staff.inbox import Inbox, inbox
 from webhook.deps import ConsoleDep, RedisDep, SettingsDep
 from webhook.routers.chat_stream import ErasedResponse
-from webhook.schemas import ConversationPath
+from webhook.schemas import ConversationPath, error_responses
 from webhook.staff_session import AdminDep, StaffDep
 
-router = APIRouter(prefix="/api/v1/staff", tags=["staff"])
+# 401 without a staff session, 403 without the CSRF header or the role, 404 and 409 as each step says
+router = APIRouter(
+    prefix="/api/v1/staff", tags=["staff"], responses=error_responses(401, 403, 404, 409)
+)
 
 
 class StaffText(BaseModel):
