@@ -187,10 +187,11 @@ class Stack:
         data_dir = RUN_DIR / f"redis-{port}"
         data_dir.mkdir(parents=True, exist_ok=True)
         _log(f"no Redis reachable: starting a private one on port {port}")
+        # An append-only file, so a private Redis the supervisor restarts keeps what it held.
         self._spawn(
             "redis",
             [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(data_dir)],
+             "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(data_dir)],
         )  # fmt: skip
         self.settings = self.settings.model_copy(
             update={"redis_url": None, "redis_host": "127.0.0.1", "redis_port": port, "redis_db": 0}

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis as redis_sync
 from fastapi.testclient import TestClient
 
-from indgang.devstack import PROJECT_DIR, Backoff, Stack, Supervisor, free_port
+from indgang.devstack import PROJECT_DIR, Backoff, Stack, Supervisor, free_port, redis_reachable
 from indgang.i18n import t
 from indgang.redis_store import redis_url
 from indgang.settings import Settings
@@ -235,3 +236,23 @@ def test_killed_rasa_and_action_server_come_back_by_themselves(launcher: Launche
     launcher.process.send_signal(signal.SIGINT)  # Ctrl-C stops everything
     assert launcher.process.wait(60) == 0
     assert all(not Path(f"/proc/{pid}").exists() for pid in children)
+
+
+def test_a_killed_private_redis_is_restarted_on_its_port_with_its_data(tmp_path: Path) -> None:
+    stack = Stack(Settings(_env_file=None), log_dir=tmp_path)
+    stack.start_redis_if_needed(private=True)
+    try:
+        store = redis_sync.Redis.from_url(redis_url(stack.settings), socket_timeout=2)
+        store.set("indgang:test:kept", "yes")
+        time.sleep(1.5)  # the append-only file is synced every second
+        supervisor = Supervisor(stack)
+        os.kill(stack.processes["redis"].pid, signal.SIGKILL)
+        stack.processes["redis"].wait(5)
+        deadline = time.monotonic() + 10
+        while not redis_reachable(redis_url(stack.settings)):
+            assert time.monotonic() < deadline, "the private Redis was not restarted"
+            supervisor.check()
+            time.sleep(0.2)
+        assert store.get("indgang:test:kept") == b"yes"
+    finally:
+        stack.stop_all()
