@@ -172,11 +172,14 @@ class Stack:
                 start_new_session=True,
             )  # fmt: skip
 
+    def kill_leftovers(self, name: str) -> None:
+        """End what a child that died left behind in its process group (which would hold its
+        port). Called as soon as its death is seen, before its pid could be reused."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.processes[name].pid, signal.SIGKILL)
+
     def restart(self, name: str) -> None:
         """Start a child that died again, with the same command and settings (same ports)."""
-        old = self.processes[name]
-        with contextlib.suppress(ProcessLookupError):  # what it left behind in its group, if any
-            os.killpg(old.pid, signal.SIGKILL)
         self._spawn(name, self.commands[name])
 
     def start_redis_if_needed(self, private: bool = False) -> None:
@@ -297,6 +300,7 @@ class Supervisor:
         for name, process in self.stack.processes.items():
             if name in self.due or process.poll() is None:
                 continue
+            self.stack.kill_leftovers(name)
             delay = self.backoff[name].next_delay(now - self.started[name])
             self.due[name] = now + delay
             _log(f"{name} exited with code {process.returncode}; restarting it in {delay:.0f} s")
