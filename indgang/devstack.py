@@ -1,5 +1,6 @@
 """Start the whole stack on one machine: Redis (a private one when none is configured or
-reachable), the action server, Rasa and the gateway; wait until each is healthy; stop cleanly.
+reachable), the action server, Rasa and the gateway; wait until each is healthy; restart a part
+that dies (with back-off) while the others keep serving; stop cleanly.
 
 Used by `make run` (`indgang run`) and by the end-to-end tests, so both start the same thing.
 """
@@ -15,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -141,6 +142,7 @@ class Stack:
     settings: Settings
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     log_dir: Path = RUN_DIR / "logs"
+    commands: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def gateway_url(self) -> str:
@@ -163,11 +165,22 @@ class Stack:
 
     def _spawn(self, name: str, command: list[str]) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log_file = (self.log_dir / f"{name}.log").open("ab")
-        self.processes[name] = subprocess.Popen(
-            command, cwd=PROJECT_DIR, env=self.env(), stdout=log_file, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
+        self.commands[name] = command  # kept, so the supervisor can start it again
+        with (self.log_dir / f"{name}.log").open("ab") as log_file:  # the child keeps its own copy
+            self.processes[name] = subprocess.Popen(
+                command, cwd=PROJECT_DIR, env=self.env(), stdout=log_file, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+
+    def kill_leftovers(self, name: str) -> None:
+        """End what a child that died left behind in its process group (which would hold its
+        port). Called as soon as its death is seen, before its pid could be reused."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.processes[name].pid, signal.SIGKILL)
+
+    def restart(self, name: str) -> None:
+        """Start a child that died again, with the same command and settings (same ports)."""
+        self._spawn(name, self.commands[name])
 
     def start_redis_if_needed(self, private: bool = False) -> None:
         """Use the configured Redis when it answers; else (or when `private`) start our own."""
@@ -177,10 +190,11 @@ class Stack:
         data_dir = RUN_DIR / f"redis-{port}"
         data_dir.mkdir(parents=True, exist_ok=True)
         _log(f"no Redis reachable: starting a private one on port {port}")
+        # An append-only file, so a private Redis the supervisor restarts keeps what it held.
         self._spawn(
             "redis",
             [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(data_dir)],
+             "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(data_dir)],
         )  # fmt: skip
         self.settings = self.settings.model_copy(
             update={"redis_url": None, "redis_host": "127.0.0.1", "redis_port": port, "redis_db": 0}
@@ -252,6 +266,57 @@ def _http_ok(url: str, params: dict[str, str] | None = None) -> bool:
         return False
 
 
+@dataclass
+class Backoff:
+    """When to restart a child that died: 1 s, doubling to 30 s while it keeps dying soon after
+    a start; back to 1 s once it has run `stable` seconds (a crash now and then is not a loop)."""
+
+    first: float = 1.0
+    longest: float = 30.0
+    stable: float = 60.0
+    delay: float = 0.0
+
+    def next_delay(self, ran_for: float) -> float:
+        if ran_for >= self.stable or not self.delay:
+            self.delay = self.first
+        else:
+            self.delay = min(self.delay * 2, self.longest)
+        return self.delay
+
+
+class Supervisor:
+    """Keeps the stack's children alive: a child that exits is started again after its back-off,
+    each death and restart logged (its name and exit code only); the others keep serving."""
+
+    def __init__(self, stack: Stack, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stack = stack
+        self.clock = clock
+        self.started = dict.fromkeys(stack.processes, clock())
+        self.backoff = {name: Backoff() for name in stack.processes}
+        self.due: dict[str, float] = {}  # name -> when to start it again
+
+    def check(self) -> None:
+        now = self.clock()
+        for name, process in self.stack.processes.items():
+            if name in self.due or process.poll() is None:
+                continue
+            self.stack.kill_leftovers(name)
+            delay = self.backoff[name].next_delay(now - self.started[name])
+            self.due[name] = now + delay
+            _log(f"{name} exited with code {process.returncode}; restarting it in {delay:.0f} s")
+        for name, when in list(self.due.items()):
+            if now >= when:
+                del self.due[name]
+                self.stack.restart(name)
+                self.started[name] = now
+                _log(f"{name} restarted (pid {self.stack.processes[name].pid})")
+
+    def run_forever(self, interval: float = 0.5) -> None:
+        while True:
+            self.check()
+            time.sleep(interval)
+
+
 @contextlib.contextmanager
 def running_stack(settings: Settings) -> Iterator[Stack]:
     stack = Stack(settings)
@@ -263,17 +328,15 @@ def running_stack(settings: Settings) -> Iterator[Stack]:
 
 
 def run(settings: Settings) -> None:
-    """`make run`: start everything, print the chat URL, stop everything on Ctrl-C (or SIGTERM,
-    as a service manager stops it; SIGINT is set too, since a shell may have left it ignored)."""
+    """`make run`: start everything, print the chat URL, restart a part that dies, stop
+    everything on Ctrl-C (or SIGTERM, as a service manager stops it; SIGINT is set too, since a
+    shell may have left it ignored)."""
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop_signal, signal.default_int_handler)
     try:
         with running_stack(settings) as stack:
             _log(f"ready: web chat at {stack.gateway_url}/  (staff console: {stack.gateway_url}/staff)")
-            _log("press Ctrl-C to stop")
-            while all(p.poll() is None for p in stack.processes.values()):
-                time.sleep(1)
-            dead = [n for n, p in stack.processes.items() if p.poll() is not None]
-            _log(f"stopped: {', '.join(dead)} exited; see {stack.log_dir}")
+            _log(f"press Ctrl-C to stop; a part that exits is restarted (logs: {stack.log_dir})")
+            Supervisor(stack).run_forever()
     except KeyboardInterrupt:
         _log("stopped")  # running_stack has stopped everything it started

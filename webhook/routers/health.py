@@ -45,6 +45,9 @@ class Readiness(BaseModel):
 
 @router.get("/readyz", responses={200: {"model": Readiness}, 503: {"model": Readiness}})
 async def readyz(state: StateDep) -> JSONResponse:
+    """200 when every part answers; 503 naming the parts that do not. The gateway itself still
+    serves while degraded (graceful answers, the crisis reply), so a load balancer should route
+    by `/healthz` and alert on this."""
     s = state.settings
     redis_ok, rasa_ok, actions_ok = await asyncio.gather(
         _redis_ok(state),
@@ -56,9 +59,10 @@ async def readyz(state: StateDep) -> JSONResponse:
         "rasa": "ok" if rasa_ok else "down",
         "action_server": "ok" if actions_ok else "down",
     }
-    ready = all(v == "ok" for v in checks.values())
+    degraded = [name for name, value in checks.items() if value != "ok"]
     return JSONResponse(
-        {"status": "ok" if ready else "degraded", "checks": checks}, status_code=200 if ready else 503
+        {"status": "degraded" if degraded else "ok", "checks": checks, "degraded": degraded},
+        status_code=503 if degraded else 200,
     )
 
 
