@@ -128,6 +128,17 @@ def booking_notifications() -> str:
     return f"{PREFIX}:booking:notifications"
 
 
+def booking_notice_sent(member: str) -> str:
+    """String: the booking's start when notice `member` was handed to Twilio, so a notice
+    claimed again after a crash is not sent twice; expires when the booking starts."""
+    return f"{PREFIX}:booking:notice:{member}:sent"
+
+
+def booking_notice_attempts() -> str:
+    """Hash: notice member -> refused sends so far (the back-off of its next try)."""
+    return f"{PREFIX}:booking:notifications:attempts"
+
+
 def citizen(phone_hash: str) -> str:
     """Hash keyed by a keyed hash of the phone number: the citizen's tovholder and latest booking."""
     return f"{PREFIX}:citizen:{phone_hash}"
@@ -170,6 +181,24 @@ def sms_erase_pending(conversation_id: str) -> str:
 def sms_deliveries(conversation_id: str) -> str:
     """Hash: Twilio message SID -> JSON delivery state (status callbacks update it)."""
     return f"{PREFIX}:conv:{conversation_id}:sms:deliveries"
+
+
+SMS_SENT_TTL_SECONDS = 2 * 24 * 60 * 60  # longer than any retry of a queued SMS
+
+
+def sms_outbox() -> str:
+    """Sorted set of queued SMS replies by send id, scored by due (or lease deadline) epoch."""
+    return f"{PREFIX}:sms:outbox"
+
+
+def sms_outbox_items() -> str:
+    """Hash: send id -> JSON of the SMS (number, conversation, text, kind, attempts)."""
+    return f"{PREFIX}:sms:outbox:items"
+
+
+def sms_sent(send_id: str) -> str:
+    """String: the Twilio SID one body of a queued SMS got, so a retry never sends it twice."""
+    return f"{PREFIX}:sms:sent:{send_id}"
 
 
 def sms_opt_out(conversation_id: str) -> str:

@@ -16,11 +16,13 @@ import pytest
 import redis.asyncio as aioredis
 from booking_helpers import MONDAY, at, request
 from fakes.twilio_api import FakeTwilio
+from outbox_helpers import outbox_drained
 from twilio.request_validator import RequestValidator
 
 from indgang import handoff, keys, transcript
 from indgang.booking import Calendar, Slot, book, get_booking
 from indgang.devstack import free_port
+from indgang.redis_store import connect
 from indgang.settings import Settings
 from indgang.sms import delivery, recipients
 from webhook.main import create_app
@@ -94,7 +96,11 @@ async def _send(
     client: httpx.AsyncClient, settings: Settings, form: dict[str, str], path: str = INBOUND
 ) -> httpx.Response:
     headers = {"X-Twilio-Signature": _signature(settings, path, form)}
-    return await client.post(path, data=form, headers=headers)
+    response = await client.post(path, data=form, headers=headers)
+    store = connect(settings)
+    await outbox_drained(store)  # the replies go out from the outbox, after the response
+    await store.aclose()
+    return response
 
 
 async def _text(client: httpx.AsyncClient, settings: Settings, body: str, **extra: str) -> httpx.Response:
@@ -182,6 +188,7 @@ async def test_a_public_url_with_a_path_prefix_behind_a_proxy(
         form = _form("START")
         signature = _signature(settings, INBOUND, form, base="https://kommune.dk/indgang")
         response = await client.post(INBOUND, data=form, headers={"X-Twilio-Signature": signature})
+        await outbox_drained(redis)
     assert response.status_code == 200
     assert "Velkommen tilbage" in fake_twilio.sent()[0]["Body"]
 

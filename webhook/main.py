@@ -19,6 +19,8 @@ from indgang.live import TranscriptFeed
 from indgang.logging_setup import configure_logging
 from indgang.redis_store import connect
 from indgang.settings import Settings, get_settings, get_settings_or_exit
+from indgang.sms import twilio_api
+from indgang.sms.outbox import SmsOutbox
 from indgang.sms.sender import SmsSender
 from indgang.staff.console import NotAllowed
 from indgang.webhooks import WebhookDispatcher
@@ -55,8 +57,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 feed=feed,
             )
             offers.warm_search()
-            notifier = BookingNotifier(redis, settings, SmsSender(redis, settings).send_sms)
+            sender = SmsSender(redis, settings)
+            notifier = BookingNotifier(redis, settings, sender.send_sms)
             notifier.start()
+            # Only a gateway that can send takes SMS off the queue (one without Twilio gets none).
+            outbox = SmsOutbox(redis, settings, sender) if twilio_api.is_configured(settings) else None
+            if outbox is not None:
+                outbox.start()
             dispatcher = WebhookDispatcher(redis, settings, http)
             dispatcher.start()
             feed.start()
@@ -65,6 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await feed.stop()
             await dispatcher.stop()
             await notifier.stop()
+            if outbox is not None:
+                await outbox.stop()
         await redis.aclose()
 
     app = FastAPI(

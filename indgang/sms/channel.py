@@ -3,7 +3,8 @@ SLET), pictures and empty messages politely answered, a numbered reply mapped ba
 button, and everything else through the one inbound path (`Inbound.handle`, channel "sms").
 
 `receive` does the work that must happen before Twilio gets its answer (storing, the safety
-check, the bot); `answer` sends the replies through the REST API afterwards.
+check, the bot); `answer` queues the replies durably (indgang/sms/outbox.py), and the outbox
+worker sends them through the REST API.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from indgang.settings import Settings
 from indgang.sms import choices, keywords, optout, recipients
 from indgang.sms.compose import compose
 from indgang.sms.keywords import Keyword
+from indgang.sms.outbox import QueuedSms, SmsOutbox
 from indgang.sms.sender import SendKind, SmsSender
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ class Outgoing:
 class SmsTurn:
     conversation_id: str
     number: str
+    send_id: str  # the inbound MessageSid: the replies' ids in the outbox
     outgoing: list[Outgoing] = field(default_factory=list)
 
 
@@ -78,7 +81,7 @@ class SmsChannel:
         return self.settings.conversation_ttl_seconds
 
     async def receive_once(self, sms: InboundSms) -> SmsTurn | None:
-        """`receive`, once per Twilio MessageSid: Twilio retries a webhook it got no answer to,
+        """`receive` and `answer`, once per Twilio MessageSid: Twilio retries a webhook it got no answer to,
         and a retry of a handled message is None. A message that fails is forgotten, so
         Twilio's retry tries it again."""
         seen = keys.idempotency("twilio-sms", sms.message_sid)
@@ -86,7 +89,9 @@ class SmsChannel:
             log.info("twilio retry of a processed message", extra={"sid": sms.message_sid})
             return None
         try:
-            return await self.receive(sms)
+            turn = await self.receive(sms)
+            await self.answer(turn)  # queued before Twilio gets its answer: a failure here is retried
+            return turn
         except Exception:
             await self.redis.delete(seen)
             raise
@@ -94,7 +99,7 @@ class SmsChannel:
     async def receive(self, sms: InboundSms) -> SmsTurn:
         number = recipients.canonical_number(sms.sender)
         conv = recipients.conversation_id(number, self.settings)
-        turn = SmsTurn(conversation_id=conv, number=number)
+        turn = SmsTurn(conversation_id=conv, number=number, send_id=sms.message_sid)
         known = await conversation.get(self.redis, conv)
         lang = known.language if known else "da"
         text = sms.body.strip()
@@ -136,11 +141,10 @@ class SmsChannel:
         return turn
 
     async def answer(self, turn: SmsTurn) -> None:
-        """Send the turn's SMS in order; failures are recorded for staff by the sender."""
-        for out in turn.outgoing:
-            await self.sender.to_number(
-                turn.number, out.text, turn.conversation_id, kind=out.kind, track=out.track
-            )
+        """Queue the turn's SMS in order; failures are recorded for staff by the sender."""
+        conv = turn.conversation_id
+        queued = [QueuedSms(turn.number, conv, out.text, out.kind, out.track) for out in turn.outgoing]
+        await SmsOutbox(self.redis, self.settings, self.sender).put(turn.send_id, queued)
 
     async def _keyword(self, conv: str, text: str, keyword: Keyword, lang: str) -> list[Outgoing]:
         lang = normalise_language(lang)

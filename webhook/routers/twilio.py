@@ -2,8 +2,8 @@
 (`POST /twilio/status`). Both are signed by Twilio; a missing or wrong signature is a 403.
 
 An inbound SMS is handled (stored, safety-checked, answered by the bot or routed to staff)
-before Twilio gets its answer, an empty TwiML document; the replies then go out through the
-REST API, the same path staff replies and reminders take.
+and its replies queued durably before Twilio gets its answer, an empty TwiML document; the
+outbox worker then sends them through the REST API, the same path staff replies take.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 import re
 from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from starlette.datastructures import FormData
@@ -102,14 +102,11 @@ async def inbound_sms(
     redis: RedisDep,
     settings: SettingsDep,
     inbound: InboundDep,
-    background: BackgroundTasks,
 ) -> Response:
     fields = _valid(InboundForm, form)
     sms = InboundSms(fields.MessageSid, fields.From, fields.Body, fields.NumMedia)
     channel = SmsChannel(redis, settings, inbound, SmsSender(redis, settings))
-    turn = await channel.receive_once(sms)
-    if turn is not None:
-        background.add_task(channel.answer, turn)
+    await channel.receive_once(sms)  # the replies are queued; the outbox worker sends them
     return _empty_twiml()
 
 
