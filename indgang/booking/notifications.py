@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 SendSms = Callable[[str, str], Awaitable[None]]  # (to E.164, text)
 Clock = Callable[[], datetime]
+Outcome = Literal["sent", "sent_before", "retry"]
 RETRY_SECONDS = 300  # a refused SMS is tried again this much later (doubling), while it matters
 MAX_RETRY_SECONDS = 6 * 60 * 60
 CLAIM_BATCH = 50
@@ -64,9 +66,10 @@ class BookingNotifier:
             booking = await get_booking(self.redis, booking_id)
             if self._still_matters(Notice(kind), booking, now):
                 assert booking is not None
-                if not await self._send_once(claim, Notice(kind), booking, now):
+                outcome = await self._send_once(claim, Notice(kind), booking, now)
+                if outcome == "retry":
                     continue
-                sent += 1
+                sent += outcome == "sent"
             await self.redis.hdel(keys.booking_notice_attempts(), claim.member)
             await self.leases.done(claim)
         return sent
@@ -79,12 +82,12 @@ class BookingNotifier:
         # A reminder delayed past its day would say "tomorrow" wrongly.
         return kind != Notice.REMINDER or self._is_day_before(booking, now)
 
-    async def _send_once(self, claim: Claim, kind: Notice, booking: Booking, now: datetime) -> bool:
-        """Send unless this notice for this booking time was sent already (a claim again after a
-        crash); False when it was refused and is to be tried again."""
+    async def _send_once(self, claim: Claim, kind: Notice, booking: Booking, now: datetime) -> Outcome:
+        """Send unless this notice for this booking time was sent already (claimed again after a
+        crash); "retry" when it was refused and is to be tried again."""
         sent_key = keys.booking_notice_sent(claim.member)
         if await self.redis.get(sent_key) == booking.start.isoformat():
-            return True
+            return "sent_before"
         try:
             await self.send_sms(booking.phone, sms_text(kind, booking, self.settings))
         except Exception:
@@ -92,10 +95,10 @@ class BookingNotifier:
             wait = min(RETRY_SECONDS * 2 ** (attempts - 1), MAX_RETRY_SECONDS)
             log.exception("booking SMS not sent; retrying later", extra={"booking_id": booking.id})
             await self.leases.retry(claim, now.timestamp() + wait)
-            return False
+            return "retry"
         expire_at = int(booking.start.timestamp()) + 1
         await self.redis.set(sent_key, booking.start.isoformat(), exat=expire_at)
-        return True
+        return "sent"
 
     def _is_day_before(self, booking: Booking, now: datetime) -> bool:
         tz = ZoneInfo(self.settings.booking_timezone)
