@@ -100,6 +100,7 @@ def conversation_keys(conversation_id: str) -> list[str]:
         booking_collecting(conversation_id),
         sms_choices(conversation_id),
         sms_erase_pending(conversation_id),
+        sms_stop_pending(conversation_id),
         staff_opened(conversation_id),
         rasa_lock(conversation_id),
     ]
@@ -176,6 +177,11 @@ def sms_choices(conversation_id: str) -> str:
 def sms_erase_pending(conversation_id: str) -> str:
     """Marker that the citizen wrote SLET and the confirmation is awaited (minutes)."""
     return f"{PREFIX}:conv:{conversation_id}:sms:erase"
+
+
+def sms_stop_pending(conversation_id: str) -> str:
+    """String: the "stop" written inside the booking form, while its JA or NEJ is awaited (minutes)."""
+    return f"{PREFIX}:conv:{conversation_id}:sms:stop"
 
 
 def sms_deliveries(conversation_id: str) -> str:

@@ -1,5 +1,6 @@
 """One inbound SMS, from Twilio's webhook to the answers: keywords first (STOP, START, HELP,
-SLET), pictures and empty messages politely answered, a numbered reply mapped back to its
+SLET; a "stop" inside the booking form first asks whether every SMS is meant), pictures and
+empty messages politely answered, a numbered reply mapped back to its
 button, and everything else through the one inbound path (`Inbound.handle`, channel "sms").
 
 `receive` does the work that must happen before Twilio gets its answer (storing, the safety
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 import redis.asyncio as aioredis
 
 from indgang import conversation, handoff, keys, transcript
+from indgang.booking import in_booking_form
 from indgang.erasure import erase_conversation
 from indgang.i18n import normalise_language, t
 from indgang.inbound import Inbound
@@ -29,6 +31,7 @@ from indgang.sms.sender import SendKind, SmsSender
 log = logging.getLogger(__name__)
 
 ERASE_CONFIRM_SECONDS = 15 * 60  # how long a SLET waits for its JA
+STOP_CONFIRM_SECONDS = 15 * 60  # how long a "stop" inside a form waits for its JA or NEJ
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,24 @@ class SmsChannel:
         await recipients.remember(self.redis, conv, number, self.ttl)
 
         found = keywords.match(text) if text else None
+        message = text
+        if (asked := await self.redis.getdel(keys.sms_stop_pending(conv))) is not None:
+            yes = keywords.confirmation(text) is True and found is None  # not "SLET": that is its own
+            stop = yes or (found is not None and found[0] == Keyword.STOP)
+            if stop:
+                turn.outgoing = await self._keyword(conv, text, Keyword.STOP, lang)
+                return turn
+            if keywords.confirmation(text) is False:
+                # No opt-out: the word goes on to the bot, where it ends the booking form.
+                await self._record_exchange(conv, text, "", lang)
+                found, message = None, asked
+        elif found is not None and found[0] == Keyword.STOP and await in_booking_form(self.redis, conv):
+            # Inside a form "stop" most likely means the booking: ask before stopping every SMS.
+            await self.redis.set(keys.sms_stop_pending(conv), text, ex=STOP_CONFIRM_SECONDS)
+            reply = t("sms.stop_in_form", normalise_language(found[1] or lang))
+            await self._record_exchange(conv, text, reply, lang)
+            turn.outgoing = [Outgoing(reply, SendKind.KEYWORD)]
+            return turn
         if found is not None:
             keyword, keyword_lang = found
             turn.outgoing = await self._keyword(conv, text, keyword, keyword_lang or lang)
@@ -125,8 +146,8 @@ class SmsChannel:
             turn.outgoing = [Outgoing(reply)]
             return turn
 
-        message, metadata = text, {"phone": number}
-        if not (await handoff.get(self.redis, conv)).with_staff:
+        metadata: dict[str, str] = {"phone": number}
+        if message == text and not (await handoff.get(self.redis, conv)).with_staff:
             picked = await choices.resolve(self.redis, conv, text)
             if picked is not None:
                 message, metadata = picked.payload, {**metadata, "sms_choice": text}
