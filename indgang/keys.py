@@ -101,9 +101,22 @@ def conversation_keys(conversation_id: str) -> list[str]:
         sms_choices(conversation_id),
         sms_erase_pending(conversation_id),
         sms_stop_pending(conversation_id),
+        engine_waiting_messages(conversation_id),
         staff_opened(conversation_id),
         rasa_lock(conversation_id),
     ]
+
+
+def engine_waiting() -> str:
+    """Sorted set of conversations with messages waiting for the dialogue engine, scored by the
+    epoch of their next try (or a worker's lease deadline); indgang/engine_retry.py."""
+    return f"{PREFIX}:engine:waiting"
+
+
+def engine_waiting_messages(conversation_id: str) -> str:
+    """List: the conversation's messages that found the engine down, in order (JSON); the
+    conversation's TTL."""
+    return f"{PREFIX}:conv:{conversation_id}:engine:waiting"
 
 
 # --- bookings with a tovholder (indgang/booking) ---------------------------------------------

@@ -135,6 +135,10 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = Field(default=0.25, gt=0)  # how soon a queued SMS reply goes out
     outbox_retry_seconds: float = Field(default=30.0, gt=0)  # first back-off; doubles per attempt
     outbox_max_attempts: int = Field(default=8, ge=1)  # then staff see it failed
+    # A message that finds the dialogue engine down (indgang/engine_retry.py) is tried again this
+    # often, and goes to staff when the engine is still down this long after it came in.
+    engine_retry_seconds: float = Field(default=5.0, gt=0)
+    engine_down_handoff_seconds: float = Field(default=600.0, ge=0)
 
     # Bookings with a tovholder (indgang/booking)
     tovholdere_file: Path = PACKAGE_DIR / "booking" / "tovholdere.yaml"  # who, team, areas, hours

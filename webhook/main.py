@@ -13,6 +13,7 @@ from prometheus_client import start_http_server
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from indgang.booking.notifications import BookingNotifier
+from indgang.engine_retry import EngineRetry
 from indgang.i18n import t
 from indgang.inbound import Inbound
 from indgang.live import TranscriptFeed
@@ -64,6 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             outbox = SmsOutbox(redis, settings, sender) if twilio_api.is_configured(settings) else None
             if outbox is not None:
                 outbox.start()
+            engine_retry = EngineRetry(app.state.gateway.inbound)
+            engine_retry.start()
             dispatcher = WebhookDispatcher(redis, settings, http)
             dispatcher.start()
             feed.start()
@@ -72,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await feed.stop()
             await dispatcher.stop()
             await notifier.stop()
+            await engine_retry.stop()
             if outbox is not None:
                 await outbox.stop()
         await redis.aclose()
