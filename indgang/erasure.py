@@ -24,8 +24,8 @@ async def erase_conversation(
 ) -> int:
     """Delete every booking the conversation made (a confirmed one is cancelled first, so its
     slot is free again), the transcript, record, handoff and its place in the staff queue, Rasa's
-    tracker and lock, the SMS number and delivery records, and every queued event, pending
-    delivery and dead letter about it.
+    tracker and lock, the SMS number and delivery records, messages waiting for the engine, and
+    every queued event, pending delivery and dead letter about it.
 
     Returns how many conversation keys were deleted. Then `conversation.erased` (the id only)
     tells the municipality's systems to erase their copies; it leaves the queue once delivered.
@@ -35,7 +35,8 @@ async def erase_conversation(
     async with redis.pipeline(transaction=True) as pipe:
         pipe.delete(*keys.conversation_keys(conversation_id))
         pipe.zrem(keys.handoff_queue(), conversation_id)
-        deleted, _ = await pipe.execute()
+        pipe.zrem(keys.engine_waiting(), conversation_id)
+        deleted, *_ = await pipe.execute()
     await events.forget_conversation(redis, conversation_id)
     await dispatcher.forget_conversation(redis, conversation_id)
     await emit(

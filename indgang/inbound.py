@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from indgang import conversation, handoff, metrics, safety, transcript
+from indgang import conversation, engine_retry, handoff, metrics, safety, transcript
 from indgang.booking import current_booking
 from indgang.dialogue import Button, DialogueEngine, EngineUnavailable, OfferCard, Reply
 from indgang.events import EventType, emit
@@ -107,7 +108,14 @@ class Inbound:
                 conversation_id, text, channel, lang, metadata or {}
             )
 
-        for reply in turn.replies:
+        await self.store_replies(conversation_id, channel, turn.replies)
+        turn.handoff = (await handoff.get(self.redis, conversation_id)).api_state
+        turn.booking = await current_booking(self.redis, conversation_id)
+        metrics.TURN_SECONDS.labels(route).observe(time.perf_counter() - started)
+        return turn
+
+    async def store_replies(self, conversation_id: str, channel: str, replies: list[Reply]) -> None:
+        for reply in replies:
             await transcript.append(
                 self.redis,
                 conversation_id,
@@ -120,10 +128,6 @@ class Inbound:
                 offers=[o.model_dump(exclude_none=True) for o in reply.offers],
                 buttons=[b.model_dump() for b in reply.buttons],
             )
-        turn.handoff = (await handoff.get(self.redis, conversation_id)).api_state
-        turn.booking = await current_booking(self.redis, conversation_id)
-        metrics.TURN_SECONDS.labels(route).observe(time.perf_counter() - started)
-        return turn
 
     async def replay_web(self, message: SpooledMessage) -> None:
         """A web message kept in the spool while Redis was down, now through the normal path. Its
@@ -201,9 +205,9 @@ class Inbound:
     ) -> list[Reply]:
         if state.state == handoff.HandoffState.ACTIVE:
             return []  # staff answer in their own time; the page polls for their replies
-        return [await self._waiting_reply(conversation_id, lang)]
+        return [await self.waiting_reply(conversation_id, lang)]
 
-    async def _waiting_reply(self, conversation_id: str, lang: str) -> Reply:
+    async def waiting_reply(self, conversation_id: str, lang: str) -> Reply:
         position = await handoff.queue_position(self.redis, conversation_id) or 1
         notice = waiting_notice(self.settings, lang, position)
         return Reply(text=f"{t('chat.waiting_for_staff', lang)}\n{notice}")
@@ -212,6 +216,9 @@ class Inbound:
         self, conversation_id: str, text: str, channel: str, lang: str, metadata: dict[str, Any]
     ) -> tuple[list[Reply], bool]:
         try:
+            if await engine_retry.has_waiting(self.redis, conversation_id):
+                # Earlier messages wait for the engine: this one goes behind them, in order.
+                raise EngineUnavailable("earlier messages are waiting for the engine")
             replies = await self.engine.send(
                 conversation_id, text, {**metadata, "channel": channel, "language": lang}
             )
@@ -226,6 +233,9 @@ class Inbound:
                 await handoff.request_person(
                     self.redis, conversation_id, channel, self.ttl, reason="engine_down"
                 )
-                return [await self._waiting_reply(conversation_id, lang)], True
+                return [await self.waiting_reply(conversation_id, lang)], True
+            waiting = engine_retry.Waiting(text, channel, lang, metadata, at=time.time())
+            await engine_retry.wait(self.redis, self.settings, conversation_id, waiting)
+            minutes = math.ceil(self.settings.engine_down_handoff_seconds / 60)
             button = Button(title=t("chat.talk_to_person_button", lang), payload=REQUEST_HUMAN_PAYLOAD)
-            return [Reply(text=t("chat.engine_down", lang), buttons=[button])], True
+            return [Reply(text=t("chat.engine_down", lang, minutes=minutes), buttons=[button])], True

@@ -110,9 +110,23 @@ def conversation_keys(conversation_id: str) -> list[str]:
         booking_collecting(conversation_id),
         sms_choices(conversation_id),
         sms_erase_pending(conversation_id),
+        sms_stop_pending(conversation_id),
+        engine_waiting_messages(conversation_id),
         staff_opened(conversation_id),
         rasa_lock(conversation_id),
     ]
+
+
+def engine_waiting() -> str:
+    """Sorted set of conversations with messages waiting for the dialogue engine, scored by the
+    epoch of their next try (or a worker's lease deadline); indgang/engine_retry.py."""
+    return f"{PREFIX}:engine:waiting"
+
+
+def engine_waiting_messages(conversation_id: str) -> str:
+    """List: the conversation's messages that found the engine down, in order (JSON); the
+    conversation's TTL."""
+    return f"{PREFIX}:conv:{conversation_id}:engine:waiting"
 
 
 # --- bookings with a tovholder (indgang/booking) ---------------------------------------------
@@ -136,6 +150,17 @@ def bookings_index() -> str:
 def booking_notifications() -> str:
     """Sorted set of due SMS notifications, member "<kind>:<booking id>", scored by due epoch."""
     return f"{PREFIX}:booking:notifications"
+
+
+def booking_notice_sent(member: str) -> str:
+    """String: the booking's start when notice `member` was handed to Twilio, so a notice
+    claimed again after a crash is not sent twice; expires when the booking starts."""
+    return f"{PREFIX}:booking:notice:{member}:sent"
+
+
+def booking_notice_attempts() -> str:
+    """Hash: notice member -> refused sends so far (the back-off of its next try)."""
+    return f"{PREFIX}:booking:notifications:attempts"
 
 
 def citizen(phone_hash: str) -> str:
@@ -177,9 +202,32 @@ def sms_erase_pending(conversation_id: str) -> str:
     return f"{PREFIX}:conv:{conversation_id}:sms:erase"
 
 
+def sms_stop_pending(conversation_id: str) -> str:
+    """String: the "stop" written inside the booking form, while its JA or NEJ is awaited (minutes)."""
+    return f"{PREFIX}:conv:{conversation_id}:sms:stop"
+
+
 def sms_deliveries(conversation_id: str) -> str:
     """Hash: Twilio message SID -> JSON delivery state (status callbacks update it)."""
     return f"{PREFIX}:conv:{conversation_id}:sms:deliveries"
+
+
+SMS_SENT_TTL_SECONDS = 2 * 24 * 60 * 60  # longer than any retry of a queued SMS
+
+
+def sms_outbox() -> str:
+    """Sorted set of queued SMS replies by send id, scored by due (or lease deadline) epoch."""
+    return f"{PREFIX}:sms:outbox"
+
+
+def sms_outbox_items() -> str:
+    """Hash: send id -> JSON of the SMS (number, conversation, text, kind, attempts)."""
+    return f"{PREFIX}:sms:outbox:items"
+
+
+def sms_sent(send_id: str) -> str:
+    """String: the Twilio SID one body of a queued SMS got, so a retry never sends it twice."""
+    return f"{PREFIX}:sms:sent:{send_id}"
 
 
 def sms_opt_out(conversation_id: str) -> str:

@@ -129,6 +129,16 @@ class Settings(BaseSettings):
     sms_global_window_seconds: int = Field(default=60, ge=1)
     sms_send_attempts: int = Field(default=4, ge=1)  # REST calls per SMS before staff are told
     sms_retry_wait_seconds: float = Field(default=0.5, ge=0)  # first back-off; doubles per attempt
+    # At-least-once sending (indgang/outbox.py): a claimed SMS or booking notice not finished
+    # within the lease (its worker crashed) is claimed again; a refused one is tried again later.
+    outbox_lease_seconds: float = Field(default=60.0, gt=0)
+    outbox_poll_seconds: float = Field(default=0.25, gt=0)  # how soon a queued SMS reply goes out
+    outbox_retry_seconds: float = Field(default=30.0, gt=0)  # first back-off; doubles per attempt
+    outbox_max_attempts: int = Field(default=8, ge=1)  # then staff see it failed
+    # A message that finds the dialogue engine down (indgang/engine_retry.py) is tried again this
+    # often, and goes to staff when the engine is still down this long after it came in.
+    engine_retry_seconds: float = Field(default=5.0, gt=0)
+    engine_down_handoff_seconds: float = Field(default=600.0, ge=0)
 
     # Bookings with a tovholder (indgang/booking)
     tovholdere_file: Path = PACKAGE_DIR / "booking" / "tovholdere.yaml"  # who, team, areas, hours

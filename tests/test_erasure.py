@@ -24,6 +24,7 @@ import pytest
 import redis.asyncio as aioredis
 from booking_helpers import MONDAY, at
 from fakes.twilio_api import FakeTwilio
+from outbox_helpers import outbox_drained
 from pythonjsonlogger.json import JsonFormatter
 from test_sms_webhook import _form, _signature
 from test_webhooks_out import Receiver
@@ -146,6 +147,9 @@ async def _sms(client: httpx.AsyncClient, settings: Settings, body: str) -> None
         "/twilio/sms", data=form, headers={"X-Twilio-Signature": _signature(settings, "/twilio/sms", form)}
     )
     assert response.status_code == 200, response.text
+    store = connect(settings)
+    await outbox_drained(store)
+    await store.aclose()
 
 
 async def _staff(client: httpx.AsyncClient, redis: aioredis.Redis, name: str, role: Role) -> dict[str, str]:

@@ -16,13 +16,15 @@ import pytest
 import redis.asyncio as aioredis
 from booking_helpers import MONDAY, at, request
 from fakes.twilio_api import FakeTwilio
+from outbox_helpers import outbox_drained
 from twilio.request_validator import RequestValidator
 
 from indgang import handoff, keys, transcript
-from indgang.booking import Calendar, Slot, book, get_booking
+from indgang.booking import Calendar, Slot, book, get_booking, start_collecting
 from indgang.devstack import free_port
+from indgang.redis_store import connect
 from indgang.settings import Settings
-from indgang.sms import delivery, recipients
+from indgang.sms import delivery, optout, recipients
 from webhook.main import create_app
 
 pytestmark = pytest.mark.anyio
@@ -94,7 +96,11 @@ async def _send(
     client: httpx.AsyncClient, settings: Settings, form: dict[str, str], path: str = INBOUND
 ) -> httpx.Response:
     headers = {"X-Twilio-Signature": _signature(settings, path, form)}
-    return await client.post(path, data=form, headers=headers)
+    response = await client.post(path, data=form, headers=headers)
+    store = connect(settings)
+    await outbox_drained(store)  # the replies go out from the outbox, after the response
+    await store.aclose()
+    return response
 
 
 async def _text(client: httpx.AsyncClient, settings: Settings, body: str, **extra: str) -> httpx.Response:
@@ -182,6 +188,7 @@ async def test_a_public_url_with_a_path_prefix_behind_a_proxy(
         form = _form("START")
         signature = _signature(settings, INBOUND, form, base="https://kommune.dk/indgang")
         response = await client.post(INBOUND, data=form, headers={"X-Twilio-Signature": signature})
+        await outbox_drained(redis)
     assert response.status_code == 200
     assert "Velkommen tilbage" in fake_twilio.sent()[0]["Body"]
 
@@ -277,6 +284,38 @@ async def test_stop_is_confirmed_once_then_nothing_is_sent_until_start(
     await _text(client, settings, "Hvad med min bolig?")
     bodies = [f["Body"] for f in fake_twilio.sent()]
     assert len(bodies) == 3 and bodies[1].startswith("Velkommen tilbage")
+
+
+async def test_stop_inside_the_booking_form_asks_before_opting_out(
+    client: httpx.AsyncClient, settings: Settings, redis: aioredis.Redis, fake_twilio: FakeTwilio
+) -> None:
+    """The attack: a citizen in the middle of a booking writes "stop" (to stop the booking) and
+    is silently opted out of every SMS, the booking's confirmation and reminder included."""
+    conv = _conv(settings)
+    await _text(client, settings, "Hej")
+    await start_collecting(redis, settings, conv)  # what the booking form's action does
+    await _text(client, settings, "stop")
+    assert not await optout.opted_out(redis, conv)
+    assert fake_twilio.sent()[-1]["Body"] == "Vil du afmelde alle SMS fra os? Svar JA eller NEJ."
+
+    await _text(client, settings, "nej")
+    assert not await optout.opted_out(redis, conv)
+    users = [text for sender, text in await _transcript(redis, conv) if sender == "user"]
+    assert users[-3:] == ["stop", "nej", "stop"]  # the "stop" went on to the bot: it ends the form
+
+    await _text(client, settings, "STOP")
+    await _text(client, settings, "Ja")
+    assert await optout.opted_out(redis, conv)
+    assert fake_twilio.sent()[-1]["Body"].startswith("Du får ikke flere sms'er fra os")
+
+
+async def test_stop_outside_a_form_opts_out_at_once(
+    client: httpx.AsyncClient, settings: Settings, redis: aioredis.Redis, fake_twilio: FakeTwilio
+) -> None:
+    await _text(client, settings, "Stop")
+    assert await optout.opted_out(redis, _conv(settings))
+    [confirmation] = [f["Body"] for f in fake_twilio.sent()]
+    assert confirmation.startswith("Du får ikke flere sms'er fra os")
 
 
 @pytest.mark.parametrize(

@@ -13,13 +13,16 @@ from prometheus_client import start_http_server
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from indgang.booking.notifications import BookingNotifier
+from indgang.engine_retry import EngineRetry
 from indgang.i18n import t
 from indgang.inbound import Inbound
 from indgang.live import TranscriptFeed
 from indgang.logging_setup import configure_logging
 from indgang.redis_store import connect
 from indgang.settings import Settings, get_settings, get_settings_or_exit
+from indgang.sms import twilio_api
 from indgang.sms.channel import SmsChannel
+from indgang.sms.outbox import SmsOutbox
 from indgang.sms.sender import SmsSender
 from indgang.spool import Spool, SpoolReplay
 from indgang.staff.console import NotAllowed
@@ -55,8 +58,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings=settings, redis=redis, http=http, inbound=inbound, feed=feed, spool=spool
             )
             offers.warm_search()
-            notifier = BookingNotifier(redis, settings, SmsSender(redis, settings).send_sms)
+            sender = SmsSender(redis, settings)
+            notifier = BookingNotifier(redis, settings, sender.send_sms)
             notifier.start()
+            # Only a gateway that can send takes SMS off the queue (one without Twilio gets none).
+            outbox = SmsOutbox(redis, settings, sender) if twilio_api.is_configured(settings) else None
+            if outbox is not None:
+                outbox.start()
+            engine_retry = EngineRetry(app.state.gateway.inbound)
+            engine_retry.start()
             dispatcher = WebhookDispatcher(redis, settings, http)
             dispatcher.start()
             feed.start()
@@ -70,6 +80,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await feed.stop()
             await dispatcher.stop()
             await notifier.stop()
+            await engine_retry.stop()
+            if outbox is not None:
+                await outbox.stop()
         await redis.aclose()
 
     app = FastAPI(

@@ -473,6 +473,10 @@ async def stop_collecting(redis: aioredis.Redis, conversation_id: str) -> str | 
     return await redis.getdel(keys.booking_collecting(conversation_id))
 
 
+async def in_booking_form(redis: aioredis.Redis, conversation_id: str) -> bool:
+    return bool(await redis.exists(keys.booking_collecting(conversation_id)))
+
+
 async def conversation_booking(redis: aioredis.Redis, conversation_id: str) -> Booking | None:
     booking_id = await redis.get(keys.conversation_booking(conversation_id))
     return await get_booking(redis, booking_id) if booking_id else None

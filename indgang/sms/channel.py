@@ -1,9 +1,11 @@
 """One inbound SMS, from Twilio's webhook to the answers: keywords first (STOP, START, HELP,
-SLET), pictures and empty messages politely answered, a numbered reply mapped back to its
+SLET; a "stop" inside the booking form first asks whether every SMS is meant), pictures and
+empty messages politely answered, a numbered reply mapped back to its
 button, and everything else through the one inbound path (`Inbound.handle`, channel "sms").
 
 `receive` does the work that must happen before Twilio gets its answer (storing, the safety
-check, the bot); `answer` sends the replies through the REST API afterwards.
+check, the bot); `answer` queues the replies durably (indgang/sms/outbox.py), and the outbox
+worker sends them through the REST API.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 import redis.asyncio as aioredis
 
 from indgang import conversation, handoff, keys, transcript
+from indgang.booking import in_booking_form
 from indgang.erasure import erase_conversation
 from indgang.i18n import normalise_language, t
 from indgang.inbound import Inbound, offline_reply
@@ -22,12 +25,14 @@ from indgang.settings import Settings
 from indgang.sms import choices, keywords, optout, recipients
 from indgang.sms.compose import compose
 from indgang.sms.keywords import Keyword
+from indgang.sms.outbox import QueuedSms, SmsOutbox
 from indgang.sms.sender import SendKind, SmsSender
 from indgang.spool import Spool, SpooledMessage
 
 log = logging.getLogger(__name__)
 
 ERASE_CONFIRM_SECONDS = 15 * 60  # how long a SLET waits for its JA
+STOP_CONFIRM_SECONDS = 15 * 60  # how long a "stop" inside a form waits for its JA or NEJ
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class Outgoing:
 class SmsTurn:
     conversation_id: str
     number: str
+    send_id: str  # the inbound MessageSid: the replies' ids in the outbox
     outgoing: list[Outgoing] = field(default_factory=list)
 
 
@@ -79,7 +85,7 @@ class SmsChannel:
         return self.settings.conversation_ttl_seconds
 
     async def receive_once(self, sms: InboundSms) -> SmsTurn | None:
-        """`receive`, once per Twilio MessageSid: Twilio retries a webhook it got no answer to,
+        """`receive` and `answer`, once per Twilio MessageSid: Twilio retries a webhook it got no answer to,
         and a retry of a handled message is None. A message that fails is forgotten, so
         Twilio's retry tries it again."""
         seen = keys.idempotency("twilio-sms", sms.message_sid)
@@ -87,7 +93,9 @@ class SmsChannel:
             log.info("twilio retry of a processed message", extra={"sid": sms.message_sid})
             return None
         try:
-            return await self.receive(sms)
+            turn = await self.receive(sms)
+            await self.answer(turn)  # queued before Twilio gets its answer: a failure here is retried
+            return turn
         except Exception:
             await self.redis.delete(seen)
             raise
@@ -95,7 +103,7 @@ class SmsChannel:
     async def receive(self, sms: InboundSms) -> SmsTurn:
         number = recipients.canonical_number(sms.sender)
         conv = recipients.conversation_id(number, self.settings)
-        turn = SmsTurn(conversation_id=conv, number=number)
+        turn = SmsTurn(conversation_id=conv, number=number, send_id=sms.message_sid)
         known = await conversation.get(self.redis, conv)
         lang = known.language if known else "da"
         text = sms.body.strip()
@@ -109,6 +117,24 @@ class SmsChannel:
         await recipients.remember(self.redis, conv, number, self.ttl)
 
         found = keywords.match(text) if text else None
+        message = text
+        if (asked := await self.redis.getdel(keys.sms_stop_pending(conv))) is not None:
+            yes = keywords.confirmation(text) is True and found is None  # not "SLET": that is its own
+            stop = yes or (found is not None and found[0] == Keyword.STOP)
+            if stop:
+                turn.outgoing = await self._keyword(conv, text, Keyword.STOP, lang)
+                return turn
+            if keywords.confirmation(text) is False:
+                # No opt-out: the word goes on to the bot, where it ends the booking form.
+                await self._record_exchange(conv, text, "", lang)
+                found, message = None, asked
+        elif found is not None and found[0] == Keyword.STOP and await in_booking_form(self.redis, conv):
+            # Inside a form "stop" most likely means the booking: ask before stopping every SMS.
+            await self.redis.set(keys.sms_stop_pending(conv), text, ex=STOP_CONFIRM_SECONDS)
+            reply = t("sms.stop_in_form", normalise_language(found[1] or lang))
+            await self._record_exchange(conv, text, reply, lang)
+            turn.outgoing = [Outgoing(reply, SendKind.KEYWORD)]
+            return turn
         if found is not None:
             keyword, keyword_lang = found
             turn.outgoing = await self._keyword(conv, text, keyword, keyword_lang or lang)
@@ -121,8 +147,8 @@ class SmsChannel:
             turn.outgoing = [Outgoing(reply)]
             return turn
 
-        message, metadata = text, {"phone": number}
-        if not (await handoff.get(self.redis, conv)).with_staff:
+        metadata: dict[str, str] = {"phone": number}
+        if message == text and not (await handoff.get(self.redis, conv)).with_staff:
             picked = await choices.resolve(self.redis, conv, text)
             if picked is not None:
                 message, metadata = picked.payload, {**metadata, "sms_choice": text}
@@ -161,11 +187,10 @@ class SmsChannel:
         await self.answer(await self.receive(sms))
 
     async def answer(self, turn: SmsTurn) -> None:
-        """Send the turn's SMS in order; failures are recorded for staff by the sender."""
-        for out in turn.outgoing:
-            await self.sender.to_number(
-                turn.number, out.text, turn.conversation_id, kind=out.kind, track=out.track
-            )
+        """Queue the turn's SMS in order; failures are recorded for staff by the sender."""
+        conv = turn.conversation_id
+        queued = [QueuedSms(turn.number, conv, out.text, out.kind, out.track) for out in turn.outgoing]
+        await SmsOutbox(self.redis, self.settings, self.sender).put(turn.send_id, queued)
 
     async def _keyword(self, conv: str, text: str, keyword: Keyword, lang: str) -> list[Outgoing]:
         lang = normalise_language(lang)

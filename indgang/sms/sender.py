@@ -11,6 +11,7 @@ import aiohttp
 import redis.asyncio as aioredis
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
+from indgang import keys
 from indgang.settings import Settings
 from indgang.sms import compose, delivery, optout, recipients, throttle, twilio_api
 
@@ -21,6 +22,9 @@ class SendKind(StrEnum):
     REPLY = "reply"  # an answer, a staff reply, a reminder: not after STOP
     KEYWORD = "keyword"  # the answer to STOP, START, HELP or SLET: always, the citizen just asked
     URGENT = "urgent"  # the emergency reply: even after STOP and past the per-number limit
+
+
+RETRYABLE = frozenset({"failed", "throttled"})  # refusals that may go through later
 
 
 class SmsNotSent(Exception):
@@ -59,9 +63,11 @@ class SmsSender:
         kind: SendKind = SendKind.REPLY,
         ref: str = "",
         track: bool = True,
+        send_id: str = "",
     ) -> SendResult:
         """Send `text` (split into bodies of at most 1600 characters). `track=False` leaves no
-        record at all: for the confirmation that a conversation was erased."""
+        record at all: for the confirmation that a conversation was erased. With a `send_id`
+        (the outbox's), a body Twilio already took under that id is not sent again."""
         if kind == SendKind.REPLY and await optout.opted_out(self.redis, conversation_id):
             return await self._refuse(conversation_id, "opted_out", track)
         if not twilio_api.is_configured(self.settings):
@@ -69,7 +75,11 @@ class SmsSender:
         callback = twilio_api.status_callback_url(self.settings, conversation_id) if track else None
         urgent = kind == SendKind.URGENT
         sids: list[str] = []
-        for body in compose.for_sms(text):
+        for part, body in enumerate(compose.for_sms(text)):
+            sent_key = keys.sms_sent(f"{send_id}.{part}") if send_id else ""
+            if sent_key and (earlier := await self.redis.get(sent_key)):
+                sids.append(earlier)
+                continue
             if await throttle.check(self.redis, self.settings, conversation_id, urgent=urgent):
                 return await self._refuse(conversation_id, "throttled", track, sids)
             try:
@@ -80,6 +90,8 @@ class SmsSender:
                 return await self._refuse(conversation_id, "failed", track, sids, detail=detail)
             sid = str(message.sid)
             sids.append(sid)
+            if sent_key:
+                await self.redis.set(sent_key, sid, ex=keys.SMS_SENT_TTL_SECONDS)
             log.info(
                 "sms sent",
                 extra={"sid": sid, "kind": kind.value, "encoding": body.encoding, "segments": body.segments},
@@ -91,11 +103,11 @@ class SmsSender:
 
     async def send_sms(self, to: str, text: str) -> None:
         """(number, text) -> sent, the shape the booking notifier calls; raises SmsNotSent when
-        Twilio would not take it, so the notifier tries again later."""
+        Twilio would not take it or the throttle held it back, so the notifier tries again later."""
         number = recipients.canonical_number(to)
         result = await self.to_number(number, text, recipients.conversation_id(number, self.settings))
-        if result.refused == "failed":
-            raise SmsNotSent("Twilio did not accept the message")
+        if result.refused in RETRYABLE:
+            raise SmsNotSent(f"not sent: {result.refused}")
 
     async def _refuse(
         self, conversation_id: str, reason: str, track: bool, sids: list[str] | None = None, detail: str = ""

@@ -2,9 +2,10 @@
 (`POST /twilio/status`). Both are signed by Twilio; a missing or wrong signature is a 403.
 
 An inbound SMS is handled (stored, safety-checked, answered by the bot or routed to staff)
-before Twilio gets its answer, an empty TwiML document; the replies then go out through the
-REST API, the same path staff replies and reminders take. While Redis is unreachable the SMS is
-kept in the local spool and answered in the TwiML itself (indgang/spool.py).
+and its replies queued durably before Twilio gets its answer, an empty TwiML document; the
+outbox worker then sends them through the REST API, the same path staff replies take. While
+Redis is unreachable the SMS is kept in the local spool and answered in the TwiML itself
+(indgang/spool.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import re
 from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from starlette.datastructures import FormData
@@ -107,19 +108,16 @@ async def inbound_sms(
     redis: RedisDep,
     settings: SettingsDep,
     inbound: InboundDep,
-    background: BackgroundTasks,
     spool: SpoolDep,
 ) -> Response:
     fields = _valid(InboundForm, form)
     sms = InboundSms(fields.MessageSid, fields.From, fields.Body, fields.NumMedia)
     channel = SmsChannel(redis, settings, inbound, SmsSender(redis, settings))
     try:
-        turn = await channel.receive_once(sms)
+        await channel.receive_once(sms)  # the replies are queued; the outbox worker sends them
     except UNREACHABLE:
         # Twilio does not retry an SMS webhook that failed: answer now, in the TwiML itself.
         return _twiml(await channel.receive_offline(sms, spool))
-    if turn is not None:
-        background.add_task(channel.answer, turn)
     return _twiml()
 
 
