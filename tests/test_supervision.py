@@ -35,6 +35,7 @@ ENGINE_DOWN = t(
     "chat.engine_down", "da", minutes=math.ceil(Settings(_env_file=None).engine_down_handoff_seconds / 60)
 )
 BACK_WITHIN = {"actions": 30.0, "gateway": 30.0, "rasa": 90.0}
+ANSWERED_WITHIN = 120.0  # seconds from the kill until the message that waited has its answer
 
 
 # --- back-off and the supervisor, with real child processes ---------------------------------
@@ -206,18 +207,19 @@ def kill_and_recover(launcher: Launcher, marker: str, name: str, part: str, text
         log = launcher.log.read_text()
         assert elapsed < BACK_WITHIN[name], f"{part} not back after {elapsed:.0f} s:\n{log}"
         time.sleep(1)
+    back = time.monotonic() - killed
     # The message that waited is answered by itself once the engine is back (engine_retry).
+    # The retry worker tries every ENGINE_RETRY_SECONDS, and a restarted action server loads its
+    # models on its first call: the answer may come some seconds after readiness.
     while not citizen.answered_after(ENGINE_DOWN):
         elapsed = time.monotonic() - killed
-        assert elapsed < BACK_WITHIN[name], f"the waiting message was not answered after {elapsed:.0f} s"
+        assert elapsed < ANSWERED_WITHIN, f"the waiting message was not answered after {elapsed:.0f} s"
         time.sleep(1)
     answer = citizen.say(text)
-    elapsed = time.monotonic() - killed
     assert answer.status_code == 200 and answer.json()["replies"], answer.text
     assert answer.json()["replies"][0]["text"] != ENGINE_DOWN
-    assert elapsed < BACK_WITHIN[name]
     assert f"{name} exited with code -9; restarting it in 1 s" in launcher.log.read_text()
-    return elapsed
+    return back
 
 
 def gateway_comes_back(launcher: Launcher) -> float:
