@@ -63,24 +63,24 @@ def _limiter(redis: aioredis.Redis) -> MovingWindowRateLimiter:
 async def hit(redis: aioredis.Redis, kind: Kind, who: str, limit: int, window_seconds: int) -> int | None:
     """Count one event of `kind` for `who` (a subject); None when allowed, else the whole
     seconds to wait (for `Retry-After`). A refused event is not counted."""
-    if not SUBJECT.match(who):
-        raise ValueError(f"not a rate-limit subject: {who!r}")
-    item, named = RateLimitItemPerSecond(limit, window_seconds), keys.pseudonym(who)
-    limiter = _limiter(redis)
-    if await limiter.hit(item, kind.value, named):
-        return None
-    stats = await limiter.get_window_stats(item, kind.value, named)
-    return max(1, math.ceil(stats.reset_time - time.time()))
+    return await _ask(redis, kind, who, limit, window_seconds, count=True)
 
 
 async def over(redis: aioredis.Redis, kind: Kind, who: str, limit: int, window_seconds: int) -> int | None:
     """As `hit`, without counting: whether the next event would be refused (then the seconds to
     wait), for a step that counts only once it has succeeded."""
+    return await _ask(redis, kind, who, limit, window_seconds, count=False)
+
+
+async def _ask(
+    redis: aioredis.Redis, kind: Kind, who: str, limit: int, window_seconds: int, count: bool
+) -> int | None:
     if not SUBJECT.match(who):
         raise ValueError(f"not a rate-limit subject: {who!r}")
     item, named = RateLimitItemPerSecond(limit, window_seconds), keys.pseudonym(who)
     limiter = _limiter(redis)
-    if await limiter.test(item, kind.value, named):
+    allowed = limiter.hit if count else limiter.test
+    if await allowed(item, kind.value, named):
         return None
     stats = await limiter.get_window_stats(item, kind.value, named)
     return max(1, math.ceil(stats.reset_time - time.time()))
