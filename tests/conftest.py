@@ -6,6 +6,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
 from fakes.twilio_api import FakeTwilio
@@ -131,6 +132,20 @@ def serving(settings: Settings) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=15)
+
+
+@contextlib.asynccontextmanager
+async def asgi_gateway(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway app with its lifespan, reached in-process as the proxy in front of it would."""
+    from webhook.main import create_app
+
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://gateway.internal:8000") as client,
+    ):
+        yield client
 
 
 def gateway_settings(base_settings: Settings) -> Settings:

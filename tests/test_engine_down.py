@@ -10,15 +10,14 @@ import asyncio
 import json
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import httpx
 import pytest
 import redis.asyncio as aioredis
-from conftest import gateway_settings
+from conftest import asgi_gateway, gateway_settings
 from fakes.twilio_api import FakeTwilio
 from outbox_helpers import outbox_drained
 from test_sms_webhook import _form, _signature
@@ -27,7 +26,6 @@ from indgang import handoff, keys, transcript
 from indgang.devstack import free_port
 from indgang.settings import Settings
 from indgang.sms import recipients
-from webhook.main import create_app
 
 pytestmark = pytest.mark.anyio
 
@@ -63,17 +61,6 @@ def fake_rasa(port: int) -> Iterator[list[dict[str, Any]]]:
         server.server_close()
 
 
-@asynccontextmanager
-async def _gateway(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://gateway.internal:8000") as client,
-    ):
-        yield client
-
-
 def _settings(base_settings: Settings, rasa_port: int, handoff_seconds: float) -> Settings:
     return gateway_settings(base_settings).model_copy(
         update={
@@ -104,7 +91,7 @@ async def test_messages_wait_for_the_engine_and_are_answered_in_order_when_it_is
     port = free_port()
     settings = _settings(base_settings, port, handoff_seconds=600)
     conv = f"down-{uuid.uuid4().hex}"
-    async with _gateway(settings) as client:
+    async with asgi_gateway(settings) as client:
         body = {"conversation_id": conv, "text": "Jeg mangler en bolig"}
         first = await client.post("/api/v1/chat", json=body)
         assert first.status_code == 503
@@ -138,7 +125,7 @@ async def test_a_message_goes_to_staff_when_the_engine_stays_down_and_the_citize
 ) -> None:
     settings = _settings(base_settings, free_port(), handoff_seconds=1.0)
     conv = f"down-{uuid.uuid4().hex}"
-    async with _gateway(settings) as client:
+    async with asgi_gateway(settings) as client:
         response = await client.post("/api/v1/chat", json={"conversation_id": conv, "text": "Jeg er så træt"})
         assert response.status_code == 503
         assert "inden for 1 minutter" in response.json()["replies"][0]["text"]
@@ -160,7 +147,7 @@ async def test_an_sms_that_found_the_engine_down_is_answered_by_sms_when_it_is_b
     port = free_port()
     settings = fake_twilio.configure(_settings(base_settings, port, handoff_seconds=600))
     form = _form("Hvor kan jeg få hjælp til misbrug?")
-    async with _gateway(settings) as client:
+    async with asgi_gateway(settings) as client:
         signed = {"X-Twilio-Signature": _signature(settings, "/twilio/sms", form)}
         response = await client.post("/twilio/sms", data=form, headers=signed)
         assert response.status_code == 200

@@ -16,13 +16,13 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
 from booking_helpers import MONDAY, at
+from conftest import asgi_gateway
 from fakes.twilio_api import FakeTwilio
 from outbox_helpers import outbox_drained
 from pythonjsonlogger.json import JsonFormatter
@@ -53,7 +53,6 @@ from indgang.staff import audit
 from indgang.staff.accounts import Role, add_account
 from indgang.webhooks.dispatcher import Delivery, sweep
 from webhook.citizen import TOKEN_HEADER
-from webhook.main import create_app
 from webhook.staff_session import CSRF_HEADER
 
 pytestmark = pytest.mark.anyio
@@ -102,17 +101,6 @@ async def redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
     yield client
     await client.flushdb()
     await client.aclose()
-
-
-@asynccontextmanager
-async def _gateway(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://gateway.internal:8000") as client,
-    ):
-        yield client
 
 
 class Logs(logging.Handler):
@@ -278,7 +266,7 @@ async def _delivered(redis: aioredis.Redis, receiver: Events, event_type: str) -
 async def test_erasing_a_conversation_leaves_no_trace_in_redis_logs_or_webhooks(
     settings: Settings, redis: aioredis.Redis, fake_twilio: FakeTwilio, receiver: Events, logs: Logs
 ) -> None:
-    async with _gateway(settings) as client:
+    async with asgi_gateway(settings) as client:
         conv, admin = await drive_conversation(client, settings, redis, fake_twilio)
         # The scan finds the conversation while it exists: the needles are the right ones.
         before = {where for where, _ in hits(await every_stored_text(redis), conv)}
@@ -313,7 +301,7 @@ async def test_erasing_a_conversation_leaves_no_trace_in_redis_logs_or_webhooks(
 async def test_only_an_admin_erases_with_a_reason_and_a_web_citizen_erases_every_booking(
     settings: Settings, redis: aioredis.Redis, receiver: Events
 ) -> None:
-    async with _gateway(settings) as client:
+    async with asgi_gateway(settings) as client:
         conv = "web-erasure-0123456789abcdef"
         first = await client.post(
             "/api/v1/chat", json={"conversation_id": conv, "text": "Hej, hvalfangerhuset"}
@@ -367,7 +355,7 @@ SWEPT = {
 async def test_every_key_expires_is_swept_or_is_a_named_durable_record(
     settings: Settings, redis: aioredis.Redis, fake_twilio: FakeTwilio, receiver: Events
 ) -> None:
-    async with _gateway(settings) as client:
+    async with asgi_gateway(settings) as client:
         conv, admin = await drive_conversation(client, settings, redis, fake_twilio)
         await client.get(f"/api/v1/staff/conversations/{conv}/export", headers=admin)
         await client.post(f"/api/v1/staff/conversations/{conv}/close", headers=admin)
@@ -382,7 +370,7 @@ async def test_every_key_expires_is_swept_or_is_a_named_durable_record(
 async def test_a_message_renews_every_part_of_the_conversation_together(
     settings: Settings, redis: aioredis.Redis, fake_twilio: FakeTwilio, receiver: Events
 ) -> None:
-    async with _gateway(settings) as client:
+    async with asgi_gateway(settings) as client:
         conv, _ = await drive_conversation(client, settings, redis, fake_twilio)
         # Rasa last saved its tracker long ago (staff hold the conversation: Rasa sees no turns)
         # and the booking was made long ago.
@@ -400,7 +388,7 @@ async def test_a_message_renews_every_part_of_the_conversation_together(
 async def test_the_staff_queue_drops_a_conversation_that_expired(
     settings: Settings, redis: aioredis.Redis, fake_twilio: FakeTwilio
 ) -> None:
-    async with _gateway(settings) as client:
+    async with asgi_gateway(settings) as client:
         await _sms(client, settings, "Jeg vil tage mit eget liv i nat")  # an urgent handoff
         conv = recipients.conversation_id(NUMBER, settings)
         admin = await _staff(client, redis, "anne", Role.ADMIN)
@@ -440,7 +428,7 @@ async def test_events_deliveries_and_dead_letters_are_kept_for_the_retention_onl
 async def test_staff_export_a_conversation_for_an_access_request_and_it_is_audited(
     settings: Settings, redis: aioredis.Redis, fake_twilio: FakeTwilio, receiver: Events
 ) -> None:
-    async with _gateway(settings) as client:
+    async with asgi_gateway(settings) as client:
         conv, admin = await drive_conversation(client, settings, redis, fake_twilio)
         copy = await client.get(f"/api/v1/staff/conversations/{conv}/export", headers=admin)
         anonymous = await client.get(
@@ -457,7 +445,7 @@ async def test_staff_export_a_conversation_for_an_access_request_and_it_is_audit
 async def test_the_console_erase_button_is_for_admins_and_needs_a_reason(
     settings: Settings, redis: aioredis.Redis, fake_twilio: FakeTwilio, receiver: Events
 ) -> None:
-    async with _gateway(settings) as client:
+    async with asgi_gateway(settings) as client:
         conv, admin = await drive_conversation(client, settings, redis, fake_twilio)
         page = (await client.get(f"/staff/conversations/{conv}")).text
         form = {"csrf_token": admin[CSRF_HEADER]}
@@ -488,7 +476,7 @@ async def test_the_console_erase_button_is_for_admins_and_needs_a_reason(
 async def test_the_command_line_erases_and_audits_with_the_reason(
     settings: Settings, redis: aioredis.Redis, fake_twilio: FakeTwilio, receiver: Events
 ) -> None:
-    async with _gateway(settings) as client:
+    async with asgi_gateway(settings) as client:
         conv, _ = await drive_conversation(client, settings, redis, fake_twilio)
     env = {
         **os.environ,
@@ -556,7 +544,7 @@ async def test_rasa_keeps_its_tracker_where_erasure_looks_for_as_long_as_the_con
 async def test_a_stop_outlives_the_erasure_without_naming_the_conversation(
     settings: Settings, redis: aioredis.Redis, fake_twilio: FakeTwilio, receiver: Events
 ) -> None:
-    async with _gateway(settings) as client:
+    async with asgi_gateway(settings) as client:
         await _sms(client, settings, "Hej, jeg sidder ved hvalfangerhuset")
         await _sms(client, settings, "STOP")
         conv = recipients.conversation_id(NUMBER, settings)

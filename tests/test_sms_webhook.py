@@ -9,12 +9,12 @@ import json
 import logging
 import secrets
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
 from booking_helpers import MONDAY, at, request
+from conftest import asgi_gateway
 from fakes.twilio_api import FakeTwilio
 from outbox_helpers import outbox_drained
 from twilio.request_validator import RequestValidator
@@ -25,7 +25,6 @@ from indgang.devstack import free_port
 from indgang.redis_store import connect
 from indgang.settings import Settings
 from indgang.sms import delivery, optout, recipients
-from webhook.main import create_app
 
 pytestmark = pytest.mark.anyio
 
@@ -53,22 +52,10 @@ def settings(base_settings: Settings, module_twilio: FakeTwilio) -> Settings:
     return module_twilio.configure(base_settings).model_copy(update=update)
 
 
-@asynccontextmanager
-async def _gateway(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The gateway app with its lifespan, reached as the proxy in front of it would reach it."""
-    app = create_app(settings)
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://gateway.internal:8000") as client,
-    ):
-        yield client
-
-
 @pytest.fixture(scope="module")
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """One gateway for the module (it loads the offer search); each test's `redis` empties the store."""
-    async with _gateway(settings) as client:
+    async with asgi_gateway(settings) as client:
         yield client
 
 
@@ -184,7 +171,7 @@ async def test_a_public_url_with_a_path_prefix_behind_a_proxy(
     settings: Settings, redis: aioredis.Redis, fake_twilio: FakeTwilio
 ) -> None:
     settings = settings.model_copy(update={"public_base_url": "https://kommune.dk/indgang/"})
-    async with _gateway(settings) as client:
+    async with asgi_gateway(settings) as client:
         form = _form("START")
         signature = _signature(settings, INBOUND, form, base="https://kommune.dk/indgang")
         response = await client.post(INBOUND, data=form, headers={"X-Twilio-Signature": signature})
