@@ -19,10 +19,11 @@ DATA = PROJECT_DIR / "benchmarks" / "data"
 sys.path.insert(0, str(PROJECT_DIR / "benchmarks"))
 import safety as safety_bench  # noqa: E402  (the benchmark's reading of batches: one place for it)
 
-# The goal is recall 0.97 and at most 3% false alarms; these floors are what the layers
-# reach on the held-out batches now (benchmarks/README.md), so nothing slips below them.
-MIN_RECALL = {"acute": 0.93, "all": 0.93}
-MAX_FALSE_ALARMS = 0.09
+# The goal is recall 0.97 and at most 3% false alarms; the held-out batches v and w met it on
+# their first run (0.983 / 0.9 % and 0.983 / 1.7 %, benchmarks/README.md). The recall floor leaves
+# one message of room for a retrain on new data; false alarms may not pass the goal.
+MIN_RECALL = {"acute": 0.96, "all": 0.96}
+MAX_FALSE_ALARMS = 0.03
 MIN_HIT_AT_3 = 0.95
 MIN_HIT_AT_1 = 0.75
 

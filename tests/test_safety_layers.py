@@ -14,6 +14,7 @@ from indgang.inbound import Inbound
 from indgang.safety import check
 from indgang.safety.model import concepts_in, default_model
 from indgang.safety.normalise import clean
+from indgang.safety.text import split
 
 # ---------------------------------------------------------------- normalisation
 
@@ -121,6 +122,63 @@ def test_rules_alone_still_alarm_when_the_model_is_down(monkeypatch: pytest.Monk
     monkeypatch.setattr(check, "_model_risk", lambda text: (_ for _ in ()).throw(OSError("gone")))
     assessment = safety.assess("jeg vil slå mig selv ihjel")
     assert assessment.risk == "acute" and {"rules", "error"} <= set(assessment.layers)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I undervisningen skal vi øve selvmordsrisikovurdering i rollespil. Har I materiale om det?",
+        "Year 9 are reading Macbeth, lots of murder and a suicide in it. Do you have resources?",
+        "I hold a premises licence and want my staff trained in what to do if someone overdoses",
+    ],
+)
+def test_a_dangers_bare_name_as_a_topic_is_calm(text: str) -> None:
+    """A weak rule (the name alone) fired here; the model gives the topic no support."""
+    assessment = safety.assess(text)
+    assert not assessment.crisis, assessment
+
+
+@pytest.mark.parametrize(
+    "text", ["selvmordstanker igen", "selvmord", "overdose", "jeg har selvmordstanker igen i aften"]
+)
+def test_a_dangers_bare_name_from_a_person_still_alarms(text: str) -> None:
+    assert safety.assess(text).risk == "acute"
+
+
+def test_a_weak_rule_alarms_alone_when_the_model_is_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No support can be had from a layer that failed: the name alone counts again."""
+    monkeypatch.setattr(check, "_model_risk", lambda text: (_ for _ in ()).throw(OSError("gone")))
+    text = "I undervisningen skal vi øve selvmordsrisikovurdering i rollespil. Har I materiale om det?"
+    assessment = safety.assess(text)
+    assert assessment.risk == "acute" and "rules" in assessment.layers
+
+
+def test_an_abbreviation_does_not_end_the_sentence() -> None:
+    words = split("hun indtog ca. 40 tabletter kl. 14")
+    assert len(set(words.sentence)) == 1
+    text = "Borger oplyser, at hun for ca. 2 timer siden indtog ca. 40 tabletter paracetamol 500 mg."
+    assert safety.assess(text).risk == "acute"
+
+
+@pytest.mark.parametrize(
+    ("text", "crisis"),
+    [
+        ("To børn i lejlighed 4, ca 5 og 8 år. Har været alene i tre dage. De beder om mad.", True),
+        ("Ved besøg var hendes 4-årige søn alene hjemme uden voksne og med tomt køleskab.", True),
+        ("min mor på 80 har været alene i 2 dage, hun har ingen børn", False),
+        ("jeg var lige ved at slå mig ihjel på det glatte fortov, kan jeg få ispigge?", False),
+        ("Jeg slår altid mit barnebarn i backgammon haha, er der en klub?", False),
+        (
+            "Hvad skal vi chauffører gøre hvis en passager fortæller os at han har selvmordstanker? "
+            "Spørger for arbejdsmiljøudvalget, ingen konkret sag.",
+            False,
+        ),
+        ("min søn siger han vil dø", True),
+        ("kommer ned paa kontoret i morgen med en hammer og smadrer hende", True),
+    ],
+)
+def test_seen_children_near_misses_games_and_what_ifs(text: str, crisis: bool) -> None:
+    assert safety.assess(text).crisis is crisis
 
 
 # ---------------------------------------------------------------- the conversation so far

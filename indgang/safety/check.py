@@ -32,6 +32,10 @@ ACUTE_SHARE = 0.5  # P(acute | danger) from which the model's alarm is acute rat
 # Fewer words than this are too little for the model alone ("mig selv" answers a question); the
 # rules still read them, and the model reads them with the turns before.
 MODEL_MIN_WORDS = 3
+# The learned layer's P(danger) from which it supports a weak rule (a danger's bare name): well
+# below its own threshold, as the name is evidence too; "skal lave fremlæggelse om
+# selvmordstanker" scores far below it, "har selvmordstanker igen" far above.
+WEAK_RULE_SUPPORT = 0.2
 # Concepts that name who is at risk when no rule said it.
 _CATEGORY_OF_CONCEPT = (("child_harm", "child_at_risk"), ("harm_other", "violence"))
 
@@ -45,12 +49,13 @@ def _layer(name: str, run: Callable[[], object], failed: list[str]) -> object | 
         return None
 
 
-def _model_risk(text: str) -> Risk:
+def _model_risk(text: str) -> tuple[Risk, float]:
+    """The learned layer's risk for a text, and its P(danger)."""
     model = default_model()
     danger, acute = model.score(text)
     if danger < model.threshold:
-        return "none"
-    return "acute" if acute >= ACUTE_SHARE else "concern"
+        return "none", danger
+    return ("acute" if acute >= ACUTE_SHARE else "concern"), danger
 
 
 def assess(text: str, context: Sequence[str] = ()) -> SafetyAssessment:
@@ -62,17 +67,20 @@ def assess(text: str, context: Sequence[str] = ()) -> SafetyAssessment:
     found = _layer("concepts", lambda: concepts_in(text), failed) or frozenset()
     combos = _layer("concepts", lambda: combinations_in(found), failed) or ()
     enough = len(text.split()) >= MODEL_MIN_WORDS
-    model_risk = (_layer("model", lambda: _model_risk(text), failed) or "none") if enough else "none"
+    none: tuple[Risk, float] = ("none", 0.0)
+    model_risk, model_danger = (
+        (_layer("model", lambda: _model_risk(text), failed) or none) if enough else none
+    )
     recent = [clean(turn) for turn in context][-(WINDOW_TURNS - 1) :] if context else []
-    window_risk = (
-        _layer("window", lambda: _model_risk("\n".join([*recent, text])), failed) or "none"
-        if recent
-        else "none"
+    window_risk, window_danger = (
+        _layer("window", lambda: _model_risk("\n".join([*recent, text])), failed) or none if recent else none
     )
 
     risks: dict[str, Risk] = {}
     if isinstance(rules, SafetyAssessment) and rules.crisis:
-        risks["rules"] = "acute"
+        supported = not enough or max(model_danger, window_danger) >= WEAK_RULE_SUPPORT
+        if not rules.weak or supported or "model" in failed:
+            risks["rules"] = "acute"
     if combos:
         risks["concepts"] = "acute"
     if model_risk != "none":

@@ -42,6 +42,7 @@ class SafetyAssessment:
     rules: tuple[str, ...]  # ids of the rules and idioms that fired (never message text)
     risk: Risk = "none"  # acute: danger now; concern: possible danger, a caring check-in
     layers: tuple[str, ...] = ()  # the layers that found danger (rules, model, concepts, window, error)
+    weak: bool = False  # only weak rules (a danger's bare name) found it: see Rule.weak
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ class Detector:
             rules=tuple(sorted(idioms | {h.rule.id for h in hits})),
             risk="acute" if crisis else "none",
             layers=("rules",) if crisis else (),
+            weak=crisis and all(h.rule.weak for h in crisis_hits),
         )
 
     def _mask_idioms(self, message: _Message) -> set[str]:

@@ -31,6 +31,9 @@ class Rule:
     unless: str | None = None  # a marker that calms it
     subject: str | None = None  # first | third | not_third | @lexicon entry
     person: Person = "nearest"  # who is at risk when the match names nobody
+    # The danger's bare name ("selvmord", "overdose"), which is also how a topic is named (a
+    # course, a novel, a school assignment): alone it counts only with the learned layer's support.
+    weak: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class RuleSet:
 
 
 _RULE_OPTIONS = frozenset(
-    {"kind", "categories", "negatable", "past", "requires", "unless", "subject", "person"}
+    {"kind", "categories", "negatable", "past", "requires", "unless", "subject", "person", "weak"}
 )
 
 

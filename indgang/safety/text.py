@@ -22,6 +22,35 @@ _TOKEN = re.compile(r"[^\W_]+(?:['’´`][^\W_]+)*|[.!?;:,\n]")
 _SENTENCE_MARKS = frozenset(".!?\n")
 # Words that open a new clause: negation and "at the end of the clause" stop here.
 _CLAUSE_OPENERS = frozenset({"og", "men", "sa", "and", "but", "so"})
+# Abbreviations whose full stop does not end the sentence ("indtog ca. 40 tabletter"), folded.
+_ABBREVIATIONS = frozenset(
+    {
+        "ca",
+        "cirka",
+        "fx",
+        "eks",
+        "bla",
+        "kl",
+        "nr",
+        "dvs",
+        "osv",
+        "evt",
+        "pga",
+        "mht",
+        "inkl",
+        "approx",
+        "eg",
+        "ie",
+        "etc",
+        "vs",
+        "dr",
+        "mr",
+        "mrs",
+        "ms",
+        "st",
+        "no",
+    }
+)
 
 
 @lru_cache(maxsize=65536)
@@ -55,6 +84,14 @@ def split(text: str) -> Words:
     sentence = clause = 0
     for match in _TOKEN.finditer(text):
         token = match.group()
+        if (
+            token == "."
+            and words
+            and words[-1] in _ABBREVIATIONS
+            and match.start()
+            and text[match.start() - 1].isalnum()
+        ):
+            continue
         if token in _SENTENCE_MARKS:
             sentence += 1
             clause += 1
