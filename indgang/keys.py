@@ -50,6 +50,13 @@ def handoff_queue() -> str:
     return f"{PREFIX}:handoff:queue"
 
 
+def handoff_watch() -> str:
+    """Sorted set of handoffs waiting for pick-up, scored by when the queue watch looks at them
+    next (or a worker's lease deadline): staff alerts, the queue timeout and place updates
+    (indgang/queue_watch.py). A request adds its conversation; a pick-up or an erasure removes it."""
+    return f"{PREFIX}:handoff:watch"
+
+
 def rate_limit_prefix() -> str:
     """Prefix of every rate-limit key (indgang/ratelimit.py). The `limits` library appends
     ":LIMITER/<kind>/<pseudonym of the subject>/<limit>/<window>/second", a list of recent hits;
