@@ -82,6 +82,7 @@ class QueueWatch:
         self.settings = inbound.settings
         self.clock = clock
         self.alerts = StaffAlerts(self.settings, SmsSender(self.redis, self.settings))
+        self.alerts.check_roster()  # a roster that cannot be read stops the gateway at start
         self.leases = LeasedSet(self.redis, keys.handoff_watch(), self.settings.outbox_lease_seconds)
         pause = self.settings.queue_watch_seconds
         self._loop = BackgroundLoop("queue-watch", self.run_once, pause=pause, error_pause=pause)

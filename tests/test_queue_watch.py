@@ -27,6 +27,7 @@ from test_sms_webhook import _form, _signature
 
 from indgang import handoff, keys, transcript
 from indgang.devstack import free_port
+from indgang.erasure import erase_conversation
 from indgang.i18n import t
 from indgang.inbound import Inbound
 from indgang.opening_hours import DAYS
@@ -34,7 +35,8 @@ from indgang.queue_watch import QueueWatch
 from indgang.settings import Settings
 from indgang.sms import recipients
 from indgang.sms.compose import TARGET_SEGMENTS, measure
-from indgang.staff.alerts import alert_text
+from indgang.sms.sender import SmsSender
+from indgang.staff.alerts import StaffAlerts, alert_text
 
 pytestmark = pytest.mark.anyio
 
@@ -387,3 +389,36 @@ async def test_a_gateway_that_dies_after_claiming_or_finds_smtp_down_loses_no_cr
     assert await restarted.run_once() == 1  # still waiting, watched again, not alerted again
     assert [rcpt for rcpt, _ in mailbox.mails] == [["vagt@kommune.dk"]]
     assert "alerted:crisis" in (await handoff.get(redis, conv)).marks
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ("{who: a, hours: mon-fri 8-16, channel: fax, address: x}", "channel must be sms or email"),
+        ("{who: a, hours: mon-fri 8-16, channel: sms}", "needs who, hours, channel and address"),
+        ("{who: a, hours: someday, channel: sms, address: x}", "cannot read opening hours"),
+    ],
+)
+def test_a_roster_that_cannot_be_used_is_refused_with_the_reason(
+    base_settings: Settings, tmp_path: Path, entry: str, problem: str
+) -> None:
+    roster = tmp_path / "roster.yaml"
+    roster.write_text(f"on_duty: [{entry}]\n", encoding="utf-8")
+    settings = base_settings.model_copy(update={"staff_alert_roster_file": roster})
+    with pytest.raises(ValueError, match=problem):
+        StaffAlerts(settings, SmsSender(None, settings)).check_roster()  # type: ignore[arg-type]
+
+
+async def test_an_erased_or_expired_handoff_leaves_the_watch(
+    redis: aioredis.Redis, base_settings: Settings
+) -> None:
+    ttl = base_settings.conversation_ttl_seconds
+    erased, expired = f"erased-{uuid.uuid4().hex}", f"expired-{uuid.uuid4().hex}"
+    for conv in (erased, expired):
+        await handoff.request_person(redis, conv, "web", ttl, reason="request_human")
+    assert await redis.zcard(keys.handoff_watch()) == 2
+    await erase_conversation(redis, base_settings, erased, "citizen")
+    assert await redis.zscore(keys.handoff_watch(), erased) is None  # at once, with the rest
+    await redis.delete(keys.handoff(expired))  # what its expiry does
+    assert await QueueWatch(Inbound(redis, _NoEngine(), base_settings), Clock()).run_once() == 0
+    assert await redis.zcard(keys.handoff_watch()) == 0

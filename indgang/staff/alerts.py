@@ -60,24 +60,19 @@ class OnDuty:
 
 @lru_cache
 def load_roster(path: Path, timezone: str) -> tuple[OnDuty, ...]:
+    """The roster; RosterError (or OpeningHoursError for its hours) when it cannot be used."""
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     roster = []
     for entry in data.get("on_duty") or []:
         try:
-            channel = entry["channel"]
-            if channel not in ("sms", "email"):
-                raise RosterError(f"{entry.get('who')!r}: channel must be sms or email, not {channel!r}")
-            roster.append(
-                OnDuty(
-                    who=str(entry["who"]),
-                    hours=OpeningHours.parse(str(entry["hours"]), timezone),
-                    channel=channel,
-                    address=str(entry["address"]).strip(),
-                    language=normalise_language(entry.get("language")),
-                )
-            )
+            who, hours, channel, address = (entry[k] for k in ("who", "hours", "channel", "address"))
         except (KeyError, TypeError) as exc:
             raise RosterError(f"each on_duty entry needs who, hours, channel and address: {entry!r}") from exc
+        if channel not in ("sms", "email"):
+            raise RosterError(f"{who!r}: channel must be sms or email, not {channel!r}")
+        language = normalise_language(entry.get("language"))
+        parsed = OpeningHours.parse(str(hours), timezone)
+        roster.append(OnDuty(str(who), parsed, channel, str(address).strip(), language))
     return tuple(roster)
 
 
@@ -102,6 +97,11 @@ class StaffAlerts:
     def __init__(self, settings: Settings, sms: SmsSender) -> None:
         self.settings = settings
         self.sms = sms
+
+    def check_roster(self) -> None:
+        """Read the roster now: RosterError (or OSError) when it cannot be used."""
+        if self.settings.staff_alert_roster_file is not None:
+            load_roster(self.settings.staff_alert_roster_file, self.settings.booking_timezone)
 
     async def send(self, reason: Reason, conversation_id: str, request_stamp: str, moment: datetime) -> int:
         """Alert everyone on duty at `moment`; returns how many were alerted. AlertNotSent when
