@@ -37,6 +37,7 @@ from indgang.sms import recipients
 from indgang.sms.compose import TARGET_SEGMENTS, measure
 from indgang.sms.sender import SmsSender
 from indgang.staff.alerts import StaffAlerts, alert_text
+from indgang.staff.inbox import inbox
 
 pytestmark = pytest.mark.anyio
 
@@ -294,7 +295,12 @@ async def test_outside_opening_hours_the_handoff_waits_with_the_risk_first_and_n
         acute, _ = await _web(client, "jeg vil ikke leve mere")
         clock.move(60)
         await _settle()
-        assert await handoff.queued(redis) == [acute, worried, calm]
+        waiting = (await inbox(redis, "mette")).waiting  # the console's inbox in the morning
+        assert [(i.conversation_id, i.priority) for i in waiting] == [
+            (acute, "urgent"),
+            (worried, "high"),
+            (calm, "normal"),
+        ]
         for conv in (calm, worried, acute):
             assert t("queue.timeout", "da") not in await _bot_texts(redis, conv)
         assert t("staff.notice.closed", "da", when="")[:20] in (await _bot_texts(redis, calm))[-1]
@@ -422,3 +428,23 @@ async def test_an_erased_or_expired_handoff_leaves_the_watch(
     await redis.delete(keys.handoff(expired))  # what its expiry does
     assert await QueueWatch(Inbound(redis, _NoEngine(), base_settings), Clock()).run_once() == 0
     assert await redis.zcard(keys.handoff_watch()) == 0
+
+
+async def test_a_place_update_keeps_to_the_sms_limit_per_number(
+    redis: aioredis.Redis, base_settings: Settings, fake_twilio: FakeTwilio
+) -> None:
+    settings = _settings(base_settings, fake_twilio, sms_per_number_limit=1, queue_update_places=2)
+    async with asgi_gateway(settings) as client:
+        ahead = [(await _web(client, "/request_human"))[0] for _ in range(2)]
+        conv = await _sms(client, settings, redis, "/request_human", CITIZEN)  # the one SMS allowed
+        for other in ahead:
+            await handoff.close(redis, other, settings.conversation_ttl_seconds)
+        await _until(lambda: _told(redis, conv, 1))  # the update was written, and queued
+        await _settle()
+        await outbox_drained(redis)
+    assert len(_to(fake_twilio, CITIZEN)) == 1
+    assert t("queue.update", "da", position=1, minutes=10) in await _bot_texts(redis, conv)
+
+
+async def _told(redis: aioredis.Redis, conv: str, position: int) -> bool:
+    return (await handoff.get(redis, conv)).marks.get("told_position") == str(position)
