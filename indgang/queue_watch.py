@@ -33,6 +33,7 @@ from indgang.handoff import Handoff, HandoffState, Priority
 from indgang.i18n import t
 from indgang.opening_hours import staff_hours, waiting_notice
 from indgang.outbox import LeasedSet
+from indgang.safety import crisis_lines
 from indgang.settings import Settings
 from indgang.sms.sender import SmsSender
 from indgang.staff.alerts import AlertNotSent, Reason, StaffAlerts
@@ -61,11 +62,8 @@ async def place_notice(redis: aioredis.Redis, settings: Settings, conversation_i
 
 def booked_from_queue(state: Handoff, text: str) -> bool:
     """The citizen took the booking the queue offered (the button, or its number on SMS)."""
-    return (
-        state.state == HandoffState.REQUESTED
-        and "offered_booking" in state.marks
-        and (text.strip() == BOOK_PAYLOAD)
-    )
+    offered = state.state == HandoffState.REQUESTED and "offered_booking" in state.marks
+    return offered and text.strip() == BOOK_PAYLOAD
 
 
 def expected_minutes(settings_minutes: float, position: int) -> int:
@@ -142,7 +140,10 @@ class QueueWatch:
             Button(title=t("queue.book_button", lang), payload=BOOK_PAYLOAD),
             Button(title=t("queue.stay_button", lang), payload=STAY_PAYLOAD),
         ]
-        reply = Reply(text=t("queue.timeout", lang), buttons=buttons)
+        text = t("queue.timeout", lang)
+        if current.priority == Priority.URGENT:  # danger now: the emergency number again, not only a booking
+            text += "\n" + t("staff.notice.emergency", lang, number=crisis_lines(lang)[0].number)
+        reply = Reply(text=text, buttons=buttons)
         await self._tell(current, record.channel, lang, reply, "timeout")
         position = await handoff.queue_position(self.redis, current.conversation_id) or 1
         marks = {"offered_booking": f"{now:.3f}", "told_position": str(position), "told_at": f"{now:.3f}"}

@@ -253,6 +253,7 @@ async def test_in_opening_hours_a_handoff_not_picked_up_is_offered_a_booking_onc
     )
     clock = Clock()
     async with asgi_gateway(settings, clock) as client:
+        acute, acute_token = await _web(client, "jeg vil ikke leve mere")
         sms_conv = await _sms(client, settings, redis, "/request_human", CITIZEN)
         web_conv, token = await _web(client, "/request_human")
         clock.move(14)
@@ -272,11 +273,16 @@ async def test_in_opening_hours_a_handoff_not_picked_up_is_offered_a_booking_onc
         assert len(told) == 1
         assert [b["payload"] for b in told[0]["buttons"]] == ["/book_contact", "/keep_waiting"]
 
+        page = await client.get(f"/api/v1/chat/{acute}/messages", headers={TOKEN: acute_token})
+        emergency = t("staff.notice.emergency", "da", number="112")
+        told = [m["text"] for m in page.json()["messages"] if m["text"].startswith(t("queue.timeout", "da"))]
+        assert told == [f"{t('queue.timeout', 'da')}\n{emergency}"]  # danger now: 112 again
+
         with fake_rasa(rasa_port) as received:  # the citizen picks the booking: to the booking form
             await _sms(client, settings, redis, "1", CITIZEN)
         assert [r["message"] for r in received] == ["/book_contact"]
         assert (await handoff.get(redis, sms_conv)).state == handoff.HandoffState.CLOSED
-        assert await handoff.queued(redis) == [web_conv]  # out of the queue; the web one still waits
+        assert await handoff.queued(redis) == [acute, web_conv]  # out of the queue; the others wait
 
 
 async def _sent_to(fake: FakeTwilio, number: str, n: int) -> bool:
