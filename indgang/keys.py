@@ -30,7 +30,8 @@ def transcript(conversation_id: str) -> str:
 
 
 def handoff(conversation_id: str) -> str:
-    """Hash: handoff state, priority, staff member, times."""
+    """Hash: handoff state, priority, staff member, times; what the queue watch noted about the
+    current request (alerts sent, the booking offered, the place told)."""
     return f"{PREFIX}:conv:{conversation_id}:handoff"
 
 
