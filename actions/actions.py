@@ -15,7 +15,7 @@ from actions.nlg import text_of
 from indgang import conversation, handoff, offer_questions, safety
 from indgang.guidance import Situation, guide, parse_age
 from indgang.i18n import lookup, t
-from indgang.opening_hours import waiting_notice
+from indgang.queue_watch import place_notice
 from indgang.search import get_offer_search
 
 REFINING_INTENTS = frozenset({"inform_relation", "inform_age", "inform_municipality"})
@@ -150,8 +150,7 @@ async def hand_over(dispatcher: CollectingDispatcher, tracker: Tracker, reason: 
     await handoff.request_person(
         redis, tracker.sender_id, context.channel(tracker.latest_message), s.conversation_ttl_seconds, reason
     )
-    position = await handoff.queue_position(redis, tracker.sender_id) or 1
-    notice = waiting_notice(s, lang, position)
+    notice = await place_notice(redis, s, tracker.sender_id, lang)
     dispatcher.utter_message(text=f"{t('bot.handoff.requested', lang)}\n{notice}")
 
 

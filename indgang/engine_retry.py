@@ -29,10 +29,6 @@ from indgang.dialogue import EngineUnavailable, Reply
 from indgang.i18n import t
 from indgang.outbox import LeasedSet
 from indgang.settings import Settings
-from indgang.sms import choices, recipients
-from indgang.sms.compose import compose
-from indgang.sms.outbox import QueuedSms, SmsOutbox
-from indgang.sms.sender import SendKind, SmsSender
 
 if TYPE_CHECKING:
     from indgang.inbound import Inbound  # which calls `wait`
@@ -126,19 +122,11 @@ class EngineRetry:
         log.warning("engine still down: waiting messages handed to staff")
 
     async def _deliver(self, conversation_id: str, message: Waiting, replies: list[Reply]) -> None:
-        await self.inbound.store_replies(conversation_id, message.channel, replies)
-        if message.channel != "sms" or not replies:
-            return  # the web chat shows what the transcript gets, live
-        number = message.metadata.get("phone") or await recipients.number_for(self.redis, conversation_id)
-        if number is None:
-            return
-        composed = compose(replies, message.language)
-        ttl = self.settings.conversation_ttl_seconds
-        await choices.remember(self.redis, conversation_id, composed.choices, ttl)
-        kind = SendKind.URGENT if composed.crisis else SendKind.REPLY
-        sms = QueuedSms(number, conversation_id, composed.text, kind)
-        outbox = SmsOutbox(self.redis, self.settings, SmsSender(self.redis, self.settings))
-        await outbox.put(f"engine.{uuid.uuid4().hex}", [sms])
+        number = message.metadata.get("phone")
+        send_id = f"engine.{uuid.uuid4().hex}"
+        await self.inbound.deliver(
+            conversation_id, message.channel, message.language, replies, send_id, number
+        )
 
     def start(self) -> None:
         self._loop.start()

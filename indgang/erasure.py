@@ -36,6 +36,7 @@ async def erase_conversation(
         pipe.delete(*keys.conversation_keys(conversation_id))
         pipe.zrem(keys.handoff_queue(), conversation_id)
         pipe.zrem(keys.engine_waiting(), conversation_id)
+        pipe.zrem(keys.handoff_watch(), conversation_id)
         deleted, *_ = await pipe.execute()
     await events.forget_conversation(redis, conversation_id)
     await dispatcher.forget_conversation(redis, conversation_id)

@@ -8,13 +8,17 @@ moment cannot both win, and the inbox queue always agrees with the state.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 import redis.asyncio as aioredis
 
 from indgang import keys
 from indgang.events import EventType, emit
+
+# What the queue watch (indgang/queue_watch.py) noted about the current request; a new request
+# clears them (in _TRANSITION), so each request gets its own alerts, offer and place updates.
+MARKS = ("alerted:crisis", "alerted:waiting", "offered_booking", "told_position", "told_at")
 
 
 class HandoffState(StrEnum):
@@ -53,8 +57,8 @@ _TARGET = {
     "close": HandoffState.CLOSED,
 }
 
-# KEYS[1] handoff hash, KEYS[2] inbox queue. ARGV: action, target, now, conversation id,
-# staff (or ""), priority (or ""), reason (or ""), ttl, then the allowed start states.
+# KEYS[1] handoff hash, KEYS[2] inbox queue, KEYS[3] the queue watch. ARGV: action, target, now,
+# conversation id, staff (or ""), priority (or ""), reason (or ""), ttl, then the allowed start states.
 # Returns {0, current} when refused, {1, previous} when done. `release` and `close` also need
 # the holder when a staff member is given (an admin closes without one).
 _TRANSITION = """
@@ -79,8 +83,12 @@ end
 if action == 'request' then
   if current ~= 'requested' then
     redis.call('HSET', KEYS[1], 'requested_at', now, 'priority', priority, 'reason', reason)
-    redis.call('HDEL', KEYS[1], 'staff')
+    -- what the queue watch noted about an earlier request: each request gets its own alerts
+    redis.call('HDEL', KEYS[1], 'staff', 'alerted:crisis', 'alerted:waiting', 'offered_booking',
+      'told_position', 'told_at')
   end
+  -- in the same script as the request, so a crash cannot lose its alert: due at once
+  redis.call('ZADD', KEYS[3], now, conv)
 elseif action == 'take' then
   redis.call('HSET', KEYS[1], 'staff', staff, 'taken_at', now)
   if redis.call('HEXISTS', KEYS[1], 'requested_at') == 0 then
@@ -97,6 +105,7 @@ if action == 'request' or action == 'take' then
 else
   redis.call('ZREM', KEYS[2], conv)
 end
+if action ~= 'request' then redis.call('ZREM', KEYS[3], conv) end
 redis.call('EXPIRE', KEYS[1], ttl)
 return {1, current}
 """
@@ -110,6 +119,7 @@ class Handoff:
     staff: str | None = None
     reason: str | None = None
     requested_at: float | None = None
+    marks: dict[str, str] = field(default_factory=dict)
 
     @property
     def with_staff(self) -> bool:
@@ -131,7 +141,33 @@ async def get(redis: aioredis.Redis, conversation_id: str) -> Handoff:
         staff=data.get("staff"),
         reason=data.get("reason"),
         requested_at=float(data["requested_at"]) if "requested_at" in data else None,
+        marks={name: data[name] for name in MARKS if name in data},
     )
+
+
+# KEYS[1] handoff hash. ARGV: the request's requested_at, then field, value pairs.
+_MARK = """
+if redis.call('HGET', KEYS[1], 'requested_at') ~= ARGV[1] then return 0 end
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1
+"""
+
+
+async def mark(redis: aioredis.Redis, current: Handoff, values: dict[str, str]) -> bool:
+    """Note `values` (names from MARKS) on the request `current` was read from; False when a new
+    request or an erasure came meanwhile (then nothing is noted)."""
+    assert set(values) <= set(MARKS), values
+    if current.requested_at is None:
+        return False
+    pairs = [item for pair in values.items() for item in pair]
+    script = redis.register_script(_MARK)
+    stamp = _stamp(current.requested_at)
+    return bool(await script(keys=[keys.handoff(current.conversation_id)], args=[stamp, *pairs]))
+
+
+def _stamp(moment: float) -> str:
+    """A time as the handoff record keeps it (milliseconds), so a request is known by its time."""
+    return f"{moment:.3f}"
 
 
 async def _transition(
@@ -145,11 +181,11 @@ async def _transition(
 ) -> HandoffState:
     script = redis.register_script(_TRANSITION)
     done, previous = await script(
-        keys=[keys.handoff(conversation_id), keys.handoff_queue()],
+        keys=[keys.handoff(conversation_id), keys.handoff_queue(), keys.handoff_watch()],
         args=[
             action,
             _TARGET[action].value,
-            f"{time.time():.3f}",
+            _stamp(time.time()),
             conversation_id,
             staff,
             priority.value,

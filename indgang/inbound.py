@@ -24,10 +24,14 @@ from indgang.handoff import Priority
 from indgang.i18n import normalise_language, t
 from indgang.language import guess_language
 from indgang.offer_cards import offer_card, offers_of_type
-from indgang.opening_hours import waiting_notice
+from indgang.queue_watch import booked_from_queue, place_notice
 from indgang.safety.normalise import storable
 from indgang.search import get_offer_search
 from indgang.settings import Settings
+from indgang.sms import choices, recipients
+from indgang.sms.compose import compose
+from indgang.sms.outbox import QueuedSms, SmsOutbox
+from indgang.sms.sender import SendKind, SmsSender
 from indgang.spool import SpooledMessage
 
 log = logging.getLogger(__name__)
@@ -90,6 +94,10 @@ class Inbound:
 
         assessment = safety.assess(text, await self._unalarmed_turns(conversation_id))
         state = await handoff.get(self.redis, conversation_id)
+        if state.with_staff and not assessment.crisis and booked_from_queue(state, text):
+            # The citizen took the queue's offer of a booking: out of the queue, to the booking form.
+            await handoff.close(self.redis, conversation_id, self.ttl)
+            state = await handoff.get(self.redis, conversation_id)
         if assessment.crisis:
             route = f"crisis_{assessment.risk}"
             metrics.CRISES.labels(channel).inc()
@@ -128,6 +136,30 @@ class Inbound:
                 offers=[o.model_dump(exclude_none=True) for o in reply.offers],
                 buttons=[b.model_dump() for b in reply.buttons],
             )
+
+    async def deliver(
+        self,
+        conversation_id: str,
+        channel: str,
+        language: str,
+        replies: list[Reply],
+        send_id: str,
+        number: str | None = None,
+    ) -> None:
+        """Replies outside a turn (the engine back, the queue watch), on the conversation's own
+        channel: the transcript (the web chat shows it live) and, for SMS, the outbox under
+        `send_id` (queued once per id), with its buttons as numbered choices."""
+        await self.store_replies(conversation_id, channel, replies)
+        if channel != "sms" or not replies:
+            return
+        number = number or await recipients.number_for(self.redis, conversation_id)
+        if number is None:
+            return
+        composed = compose(replies, language)
+        await choices.remember(self.redis, conversation_id, composed.choices, self.ttl)
+        kind = SendKind.URGENT if composed.crisis else SendKind.REPLY
+        sms = QueuedSms(number, conversation_id, composed.text, kind)
+        await SmsOutbox(self.redis, self.settings, SmsSender(self.redis, self.settings)).put(send_id, [sms])
 
     async def replay_web(self, message: SpooledMessage) -> None:
         """A web message kept in the spool while Redis was down, now through the normal path. Its
@@ -208,8 +240,7 @@ class Inbound:
         return [await self.waiting_reply(conversation_id, lang)]
 
     async def waiting_reply(self, conversation_id: str, lang: str) -> Reply:
-        position = await handoff.queue_position(self.redis, conversation_id) or 1
-        notice = waiting_notice(self.settings, lang, position)
+        notice = await place_notice(self.redis, self.settings, conversation_id, lang)
         return Reply(text=f"{t('chat.waiting_for_staff', lang)}\n{notice}")
 
     async def _ask_engine(

@@ -30,7 +30,8 @@ def transcript(conversation_id: str) -> str:
 
 
 def handoff(conversation_id: str) -> str:
-    """Hash: handoff state, priority, staff member, times."""
+    """Hash: handoff state, priority, staff member, times; what the queue watch noted about the
+    current request (alerts sent, the booking offered, the place told)."""
     return f"{PREFIX}:conv:{conversation_id}:handoff"
 
 
@@ -48,6 +49,13 @@ def handoff_queue() -> str:
     """Sorted set of conversations waiting for or held by staff (score orders the inbox); a
     member whose handoff expired is dropped whenever the queue is read."""
     return f"{PREFIX}:handoff:queue"
+
+
+def handoff_watch() -> str:
+    """Sorted set of handoffs waiting for pick-up, scored by when the queue watch looks at them
+    next (or a worker's lease deadline): staff alerts, the queue timeout and place updates
+    (indgang/queue_watch.py). A request adds its conversation; a pick-up or an erasure removes it."""
+    return f"{PREFIX}:handoff:watch"
 
 
 def rate_limit_prefix() -> str:

@@ -164,6 +164,23 @@ class Settings(BaseSettings):
     # The cookie only over TLS (and HSTS sent): unset means on in production, off in development.
     staff_cookie_secure: bool | None = None
 
+    # Staff alerts (indgang/staff/alerts.py): who is on duty, when and how (unset: no alerts). A
+    # crisis alerts them at once; a handoff waiting this long without pick-up alerts them too.
+    staff_alert_roster_file: Path | None = None
+    staff_alert_wait_minutes: float = Field(default=10.0, ge=0)
+    # E-mail alerts go through this SMTP server (plain SMTP, on the municipality's own relay).
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = "indgang@localhost"
+    # The queue (indgang/queue_watch.py): in opening hours, a handoff not picked up this long is
+    # offered a booking instead; the expected wait is this many minutes per conversation ahead;
+    # a waiting citizen hears of a new place when it moved this many places, or this often.
+    queue_timeout_minutes: float = Field(default=15.0, ge=0)
+    queue_minutes_per_conversation: float = Field(default=10.0, ge=1)
+    queue_update_places: int = Field(default=2, ge=1)
+    queue_update_minutes: float = Field(default=10.0, ge=1)
+    queue_watch_seconds: float = Field(default=5.0, gt=0)  # how often waiting handoffs are looked at
+
     log_level: str = "INFO"
     # Prometheus scrapes the gateway's metrics here, off the public port (unset: admins only, /metrics)
     metrics_host: str = "127.0.0.1"

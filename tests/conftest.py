@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
 import pytest
@@ -135,11 +135,14 @@ def serving(settings: Settings) -> Iterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def asgi_gateway(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The gateway app with its lifespan, reached in-process as the proxy in front of it would."""
+async def asgi_gateway(
+    settings: Settings, clock: Callable[[], float] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway app with its lifespan, reached in-process as the proxy in front of it would;
+    `clock` moves the queue watch's time."""
     from webhook.main import create_app
 
-    app = create_app(settings)
+    app = create_app(settings, clock) if clock else create_app(settings)
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),

@@ -343,6 +343,7 @@ DURABLE = {
 }
 SWEPT = {
     "indgang:handoff:queue": "members whose handoff expired are dropped whenever the queue is read",
+    "indgang:handoff:watch": "a conversation goes once picked up, closed, erased or expired",
     "indgang:bookings": "ids of expired bookings are dropped whenever bookings are listed",
     "indgang:booking:notifications": "each notice is removed when it is due (or its booking erased)",
     "indgang:events": "trimmed to EVENTS_RETENTION_SECONDS; delivered entries are deleted",

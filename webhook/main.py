@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import httpx
@@ -18,6 +19,7 @@ from indgang.i18n import t
 from indgang.inbound import Inbound
 from indgang.live import TranscriptFeed
 from indgang.logging_setup import configure_logging
+from indgang.queue_watch import QueueWatch
 from indgang.redis_store import connect
 from indgang.settings import Settings, get_settings, get_settings_or_exit
 from indgang.sms import twilio_api
@@ -41,7 +43,9 @@ from webhook.templating import STATIC_PREFIX, static_files
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, clock: Callable[[], float] = time.time) -> FastAPI:
+    """The gateway for `settings`; `clock` (epoch seconds) drives the queue watch, so tests can
+    move time instead of waiting."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -67,6 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 outbox.start()
             engine_retry = EngineRetry(app.state.gateway.inbound)
             engine_retry.start()
+            queue_watch = QueueWatch(inbound, clock)
+            queue_watch.start()
             dispatcher = WebhookDispatcher(redis, settings, http)
             dispatcher.start()
             feed.start()
@@ -81,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await dispatcher.stop()
             await notifier.stop()
             await engine_retry.stop()
+            await queue_watch.stop()
             if outbox is not None:
                 await outbox.stop()
         await redis.aclose()

@@ -148,7 +148,9 @@ class SmsChannel:
             return turn
 
         metadata: dict[str, str] = {"phone": number}
-        if message == text and not (await handoff.get(self.redis, conv)).with_staff:
+        state = await handoff.get(self.redis, conv)
+        # While waiting for staff a number is just words, unless the queue offered choices.
+        if message == text and (not state.with_staff or "offered_booking" in state.marks):
             picked = await choices.resolve(self.redis, conv, text)
             if picked is not None:
                 message, metadata = picked.payload, {**metadata, "sms_choice": text}
