@@ -15,6 +15,7 @@ import secrets
 import signal
 import stat
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +30,7 @@ from fakes.twilio_api import FakeTwilio
 from twilio.request_validator import RequestValidator
 
 from indgang import conversation, handoff, keys, transcript
-from indgang.devstack import free_port, redis_server_binary
+from indgang.devstack import PROJECT_DIR, free_port, redis_server_binary
 from indgang.inbound import Inbound, offline_reply
 from indgang.redis_store import connect
 from indgang.settings import Settings
@@ -559,3 +560,43 @@ async def test_every_route_answers_while_redis_is_down_never_500(
     assert answers["GET /api/v1/offers"].json()["offers"]
     assert answers["GET /api/v1/crisis-lines"].status_code == 200
     assert answers["POST /twilio/sms"].status_code == 200  # TwiML: Twilio does not retry a 5xx
+
+
+# --- one spool directory, several gateways ----------------------------------------------------
+
+_WRITER = """
+import asyncio, sys
+from pathlib import Path
+from indgang.spool import Spool, SpooledMessage
+
+async def main(directory: str, name: str, count: int) -> None:
+    spool = Spool(Path(directory), 1 << 24)
+    for n in range(count):
+        assert await spool.append(SpooledMessage(channel="sms", text=f"{name}-{n}"))
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+"""
+
+
+@pytest.mark.anyio
+async def test_two_gateways_spooling_into_one_directory_while_one_replays_lose_and_double_nothing(
+    redis: aioredis.Redis, tmp_path: Path, base_settings: Settings
+) -> None:
+    """Two gateway processes append to the same spool directory while a third replays it
+    (removing each record as it goes): every record is handled exactly once."""
+    directory, count = tmp_path / "spool", 300
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_DIR)}
+    writers = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, str(directory), name, str(count)], env=env)
+        for name in ("a", "b")
+    ]
+    handled: list[str] = []
+    replay = _replay(Spool(directory, 1 << 24), redis, handled, base_settings)
+    while any(w.poll() is None for w in writers):
+        await replay.replay()
+    assert [w.returncode for w in writers] == [0, 0]
+    await replay.replay()  # what came after the last round
+    expected = {f"{name}-{n}" for name in ("a", "b") for n in range(count)}
+    assert len(handled) == len(expected) and set(handled) == expected
+    assert [m for m in handled if m.startswith("a")] == [f"a-{n}" for n in range(count)]  # in order
+    assert await Spool(directory, 1 << 24).pending() == []
