@@ -31,6 +31,7 @@ from indgang.booking import Booking, Calendar, Slot, book, get_booking
 from indgang.booking.bookings import Notice
 from indgang.booking.notifications import RETRY_SECONDS, BookingNotifier
 from indgang.devstack import PROJECT_DIR, Stack
+from indgang.erasure import erase_conversation
 from indgang.outbound import deliver_to_citizen
 from indgang.settings import Settings
 from indgang.sms import delivery, recipients
@@ -331,3 +332,17 @@ def _until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+async def test_erasing_a_conversation_drops_the_sms_still_queued_to_it_and_no_other(
+    redis: aioredis.Redis, sms_settings: Settings, fake_twilio: FakeTwilio
+) -> None:
+    other = "+4531234567"
+    outbox = SmsOutbox(redis, sms_settings, SmsSender(redis, sms_settings))
+    await outbox.put("SM4", [_reply(sms_settings, "Er du stadig ved havnen?")])
+    theirs = QueuedSms(other, recipients.conversation_id(other, sms_settings), "Til en anden")
+    await outbox.put("SM5", [theirs])
+    await erase_conversation(redis, sms_settings, _reply(sms_settings).conversation_id, "staff")
+    assert await outbox.run_once() == 1
+    assert [(m["To"], m["Body"]) for m in fake_twilio.sent()] == [(other, "Til en anden")]
+    assert await redis.hlen(keys.sms_outbox_items()) == 0

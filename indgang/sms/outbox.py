@@ -54,6 +54,18 @@ class QueuedSms:
         return cls(**{**data, "kind": SendKind(data["kind"])})
 
 
+async def forget_conversation(redis: aioredis.Redis, conversation_id: str) -> None:
+    """Erasure: SMS still queued to the conversation are not sent (they hold its number and
+    words). The outbox is drained within seconds, so reading all of it is cheap."""
+    items = await redis.hgetall(keys.sms_outbox_items())
+    ids = [i for i, raw in items.items() if QueuedSms.load(raw).conversation_id == conversation_id]
+    if ids:
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(keys.sms_outbox_items(), *ids)
+            pipe.zrem(keys.sms_outbox(), *ids)
+            await pipe.execute()
+
+
 class SmsOutbox:
     def __init__(
         self,
