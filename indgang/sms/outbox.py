@@ -4,12 +4,12 @@ The webhook queues a turn's SMS (in Redis, before Twilio gets its answer), and a
 is queued before the console hears it went; a worker in every gateway sends them. An SMS is
 claimed with a lease (indgang/outbox.py) and removed only after Twilio took it or it was
 refused for good, so a gateway that dies before or while sending leaves it to another worker
-(or itself, restarted) once the lease runs out. Each body Twilio
-took is recorded under the SMS's send id before the SMS leaves the queue, so a retry never
-sends a body twice; only a crash after Twilio took a body but before that record was written
-sends it again (Twilio's Messages API has no idempotency key). Twilio failing is retried with
-back-off; the per-number throttle is final for replies, as it is the guard against a loop
-with another system's auto-replies.
+(or itself, restarted) once the lease runs out. Each body Twilio took is recorded under the
+SMS's send id before the SMS leaves the queue, so a retry never sends a body twice; only a
+crash after Twilio took a body but before that record was written sends it again (Twilio's
+Messages API has no idempotency key). Twilio failing is retried with back-off; the
+per-number throttle is final for replies, as it is the guard against a loop with another
+system's auto-replies.
 """
 
 from __future__ import annotations
