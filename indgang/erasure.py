@@ -14,6 +14,7 @@ from indgang import events, keys
 from indgang.booking import erase_conversation_bookings
 from indgang.events import EventType, emit
 from indgang.settings import Settings
+from indgang.sms import outbox
 from indgang.webhooks import dispatcher
 
 RequestedBy = Literal["citizen", "staff"]
@@ -24,8 +25,8 @@ async def erase_conversation(
 ) -> int:
     """Delete every booking the conversation made (a confirmed one is cancelled first, so its
     slot is free again), the transcript, record, handoff and its place in the staff queue, Rasa's
-    tracker and lock, the SMS number and delivery records, messages waiting for the engine, and
-    every queued event, pending delivery and dead letter about it.
+    tracker and lock, the SMS number and delivery records, SMS still queued to it, messages
+    waiting for the engine, and every queued event, pending delivery and dead letter about it.
 
     Returns how many conversation keys were deleted. Then `conversation.erased` (the id only)
     tells the municipality's systems to erase their copies; it leaves the queue once delivered.
@@ -38,6 +39,7 @@ async def erase_conversation(
         pipe.zrem(keys.engine_waiting(), conversation_id)
         pipe.zrem(keys.handoff_watch(), conversation_id)
         deleted, *_ = await pipe.execute()
+    await outbox.forget_conversation(redis, conversation_id)
     await events.forget_conversation(redis, conversation_id)
     await dispatcher.forget_conversation(redis, conversation_id)
     await emit(

@@ -7,6 +7,7 @@ import redis.asyncio as aioredis
 
 from indgang import conversation, transcript
 from indgang.settings import Settings
+from indgang.sms.outbox import SmsOutbox
 from indgang.sms.sender import SmsSender
 from indgang.transcript import Message, Sender
 
@@ -20,8 +21,10 @@ async def deliver_to_citizen(
     staff: str | None = None,
 ) -> Message:
     """Write the message to the transcript (the web chat reads it from there, live); on an SMS
-    conversation also send it as SMS. An SMS that cannot go (STOP, no number, Twilio failing
-    after retries) is noted in the transcript for staff, not raised."""
+    conversation also queue it as SMS in the durable outbox (indgang/sms/outbox.py), which sends
+    it at least once and never twice, across a crash or restart of the gateway. An SMS that
+    cannot go (STOP, no number, Twilio failing after retries) is noted in the transcript for
+    staff, not raised."""
     record = await conversation.get(redis, conversation_id)
     channel = record.channel if record else "web"
     message = await transcript.append(
@@ -34,5 +37,6 @@ async def deliver_to_citizen(
         staff=staff,
     )
     if channel == "sms":
-        await SmsSender(redis, settings).to_conversation(conversation_id, text, ref=message.id)
+        outbox = SmsOutbox(redis, settings, SmsSender(redis, settings))
+        await outbox.to_conversation(conversation_id, text, ref=message.id)
     return message

@@ -10,19 +10,25 @@ being handled leaves a lease that expires, and the record is tried again then: n
 (the transcript may then show that one message twice, as it may when Redis failed half-way
 through the request that spooled it).
 
-One spool directory per gateway process.
+Several gateway processes may share one spool directory (replicas on one host, or a restart
+that overlaps the old process): every read and write of the file holds an exclusive `flock`
+on a lock file beside it, so an append never lands in a copy that a removal is about to rename
+over the file, and two removals never interleave. Every gateway replays the whole file; the
+marker in Redis lets exactly one of them handle each record.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -37,6 +43,7 @@ from indgang.settings import Settings
 log = logging.getLogger(__name__)
 
 FILE_NAME = "inbound.jsonl"
+LOCK_NAME = "inbound.lock"
 
 
 class SpooledMessage(BaseModel):
@@ -66,6 +73,18 @@ class Spool:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()  # appends (request handlers) and removals (the replay)
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """This process's threads, then every process sharing the directory, one at a time."""
+        with self._lock:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(self.path.parent / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # and with it the lock
+
     async def append(self, message: SpooledMessage) -> bool:
         """Durably keep `message`; False when the spool is full or the disk refuses."""
         try:
@@ -75,8 +94,7 @@ class Spool:
             return False
 
     def _append(self, line: str) -> bool:
-        with self._lock:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with self._locked():
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 size = os.fstat(fd).st_size
@@ -95,7 +113,7 @@ class Spool:
         return await asyncio.to_thread(self._read)
 
     def _read(self) -> list[SpooledMessage]:
-        with self._lock:
+        with self._locked():
             try:
                 lines = self.path.read_text(encoding="utf-8").splitlines()
             except FileNotFoundError:
@@ -113,7 +131,7 @@ class Spool:
 
     def _remove(self, record_id: str) -> None:
         """Rewrite the file without the record: a new file, fsync'ed, renamed over the old."""
-        with self._lock:
+        with self._locked():
             try:
                 lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True)
             except FileNotFoundError:

@@ -247,6 +247,7 @@ async def drive_conversation(
     reply = {"text": "Hej Birthe, jeg hedder Anne. Er du stadig ved hvalfangerhuset?"}
     sent = await client.post(f"/api/v1/staff/conversations/{conv}/messages", json=reply, headers=admin)
     assert sent.status_code == 201, sent.text
+    await outbox_drained(redis)  # the gateway's outbox worker sends the staff reply
     assert "hvalfangerhuset" in fake_twilio.sent()[-1]["Body"]
     await _sms(client, settings, "Ja, jeg er ved hvalfangerhuset med kanelsnegle")
     messages, _ = await transcript.read(redis, conv)
@@ -350,6 +351,8 @@ SWEPT = {
     "indgang:events:deliveries": "swept after EVENTS_RETENTION_SECONDS",
     "indgang:events:retries": "an entry goes with its delivery",
     "indgang:events:dead": "swept after EVENTS_RETENTION_SECONDS",
+    "indgang:sms:outbox": "an SMS leaves once Twilio took or finally refused it, or with its conversation",
+    "indgang:sms:outbox:items": "the text goes with its SMS from indgang:sms:outbox",
 }
 
 

@@ -2,31 +2,48 @@
 that dies between claiming and sending, a refusal is tried again, and a retry after a crash
 never sends twice what Twilio already took. Real Redis, the real Twilio SDK against the local
 fake; a "crash" is the worker's task cancelled mid-send (a gateway stopping or killed), which no
-`except Exception` catches, and a "new worker" is a fresh object with only Redis in common."""
+`except Exception` catches, and a "new worker" is a fresh object with only Redis in common; for
+a staff reply, also a real gateway process SIGKILLed while its call to Twilio is in flight."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
 from booking_helpers import MONDAY, at, request
+from conftest import gateway_settings
 from fakes.twilio_api import FakeTwilio
 from outbox_helpers import outbox_drained
 
-from indgang import keys
+from indgang import conversation, handoff, keys, transcript
 from indgang.booking import Booking, Calendar, Slot, book, get_booking
 from indgang.booking.bookings import Notice
 from indgang.booking.notifications import RETRY_SECONDS, BookingNotifier
+from indgang.devstack import PROJECT_DIR, Stack
+from indgang.erasure import erase_conversation
+from indgang.outbound import deliver_to_citizen
 from indgang.settings import Settings
-from indgang.sms import recipients
+from indgang.sms import delivery, recipients
 from indgang.sms.outbox import QueuedSms, SmsOutbox
 from indgang.sms.sender import SmsSender
+from indgang.staff.accounts import Role, add_account
+from webhook.staff_session import CSRF_HEADER
 
 pytestmark = pytest.mark.anyio
 
 NUMBER = "+4520123456"
+PASSWORD = "korrekt-hest-batteri"
 
 
 class Clock:
@@ -195,3 +212,137 @@ async def test_a_reply_twilio_refused_is_tried_again_with_back_off(
     clock.now += 2
     assert await outbox.run_once() == 1
     assert [m["Body"] for m in fake_twilio.sent()] == ["Her er et svar"]
+
+
+# --- staff replies ----------------------------------------------------------------------------
+
+
+def _log_in(client: httpx.Client, name: str) -> None:
+    """A staff member's browser session on the gateway, with the CSRF header for the API."""
+    form = client.get("/staff/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert token, form.text
+    done = client.post("/staff/login", data={"username": name, "password": PASSWORD, "csrf_token": token[1]})
+    assert done.status_code == 303, done.text
+    page = client.get("/staff")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert csrf, page.text
+    client.headers[CSRF_HEADER] = csrf[1]
+
+
+async def test_a_staff_reply_whose_gateway_is_killed_mid_send_is_sent_once_by_the_restarted_one(
+    redis: aioredis.Redis, base_settings: Settings, fake_twilio: FakeTwilio, tmp_path: Path
+) -> None:
+    """A real gateway process takes a staff reply over HTTP, its outbox worker claims the SMS and
+    is SIGKILLed while the call to Twilio is in flight; the gateway started again sends it once
+    the dead worker's lease has run out, and never again."""
+    settings = fake_twilio.configure(gateway_settings(base_settings)).model_copy(
+        update={"outbox_lease_seconds": 3.0, "spool_dir": tmp_path / "spool"}
+    )
+    conv = recipients.conversation_id(NUMBER, settings)
+    ttl = settings.conversation_ttl_seconds
+    await conversation.touch(redis, conv, "sms", "da", ttl)
+    await recipients.remember(redis, conv, NUMBER, ttl)
+    await handoff.request(redis, conv, ttl, reason="citizen")
+    await add_account(redis, "mette", PASSWORD, Role.STAFF, display_name="Mette", replace=True)
+
+    stack = Stack(settings)
+    gateway = _gateway_process(stack, tmp_path / "first.log")
+    try:
+        fake_twilio.hold()
+        with httpx.Client(base_url=stack.gateway_url, timeout=30) as staff:
+            _log_in(staff, "mette")
+            base = f"/api/v1/staff/conversations/{conv}"
+            assert staff.post(f"{base}/takeover").status_code == 200
+            reply = staff.post(f"{base}/messages", json={"text": "Hej, det er Mette. Ring på 1234."})
+            assert reply.status_code == 201, reply.text
+        _until(lambda: fake_twilio.held == 1)  # claimed, and the call to Twilio is in flight
+        assert await redis.zcard(keys.sms_outbox()) == 1  # claimed is not removed
+        os.killpg(gateway.pid, signal.SIGKILL)
+        gateway.wait()
+        fake_twilio.abandon_held()  # Twilio never took it
+        assert fake_twilio.sent() == []
+
+        gateway = _gateway_process(stack, tmp_path / "restarted.log")
+        [sent] = fake_twilio.wait_for(1, timeout=settings.outbox_lease_seconds + 20)
+        assert (sent["To"], sent["Body"]) == (NUMBER, "Hej, det er Mette. Ring på 1234.")
+        await outbox_drained(redis)
+        await asyncio.sleep(settings.outbox_lease_seconds + 1)  # a lease's length later: no second SMS
+        assert len(fake_twilio.sent()) == 1 and fake_twilio.held == 1
+        [state] = (await delivery.states(redis, conv)).values()
+        messages, _ = await transcript.read(redis, conv)
+        assert state["ref"] == messages[-1].id and messages[-1].staff == "Mette"
+    finally:
+        fake_twilio.abandon_held()
+        if gateway.poll() is None:
+            os.killpg(gateway.pid, signal.SIGTERM)
+            gateway.wait(timeout=15)
+
+
+async def test_a_staff_reply_twilio_took_before_the_worker_died_is_not_sent_again(
+    redis: aioredis.Redis, sms_settings: Settings, fake_twilio: FakeTwilio
+) -> None:
+    """The worker died after Twilio took the reply and its SID was recorded, before the SMS left
+    the queue: the next worker only removes it."""
+    conv = recipients.conversation_id(NUMBER, sms_settings)
+    ttl = sms_settings.conversation_ttl_seconds
+    await conversation.touch(redis, conv, "sms", "da", ttl)
+    await recipients.remember(redis, conv, NUMBER, ttl)
+    await deliver_to_citizen(redis, sms_settings, conv, "Svar fra Mette", staff="Mette")
+
+    clock = Seconds(time.time())
+    sender = SmsSender(redis, sms_settings)
+    dying = SmsOutbox(redis, sms_settings, sender, clock)
+    [claim] = await dying.leases.claim(clock(), 10)
+    raw = await redis.hget(keys.sms_outbox_items(), claim.member)
+    assert raw is not None
+    sms = QueuedSms.load(raw)
+    await sender.to_number(sms.number, sms.text, conv, ref=sms.ref, send_id=claim.member)  # then killed
+
+    restarted = SmsOutbox(redis, sms_settings, SmsSender(redis, sms_settings), clock)
+    assert await restarted.run_once() == 0  # the dead worker's lease holds
+    clock.now += sms_settings.outbox_lease_seconds + 1
+    await restarted.run_once()
+    assert await redis.zcard(keys.sms_outbox()) == 0
+    assert [m["Body"] for m in fake_twilio.sent()] == ["Svar fra Mette"]
+
+
+def _gateway_process(stack: Stack, log: Path) -> subprocess.Popen[bytes]:
+    """`python -m webhook.main` with the stack's settings, once it is live (Rasa is not running,
+    so it is never ready: /healthz, not /readyz)."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "webhook.main"], cwd=PROJECT_DIR, env=stack.env(),
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    _until(lambda: _live(stack.gateway_url) or process.poll() is not None, timeout=180)
+    assert process.poll() is None, log.read_text()[-2000:]
+    return process
+
+
+def _live(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+async def test_erasing_a_conversation_drops_the_sms_still_queued_to_it_and_no_other(
+    redis: aioredis.Redis, sms_settings: Settings, fake_twilio: FakeTwilio
+) -> None:
+    other = "+4531234567"
+    outbox = SmsOutbox(redis, sms_settings, SmsSender(redis, sms_settings))
+    await outbox.put("SM4", [_reply(sms_settings, "Er du stadig ved havnen?")])
+    theirs = QueuedSms(other, recipients.conversation_id(other, sms_settings), "Til en anden")
+    await outbox.put("SM5", [theirs])
+    await erase_conversation(redis, sms_settings, _reply(sms_settings).conversation_id, "staff")
+    assert await outbox.run_once() == 1
+    assert [(m["To"], m["Body"]) for m in fake_twilio.sent()] == [(other, "Til en anden")]
+    assert await redis.hlen(keys.sms_outbox_items()) == 0

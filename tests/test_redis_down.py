@@ -9,14 +9,18 @@ engine, and the engine-down answer is itself an answer the replay sends.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import secrets
 import signal
 import stat
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,12 +31,14 @@ from fakes.twilio_api import FakeTwilio
 from twilio.request_validator import RequestValidator
 
 from indgang import conversation, handoff, keys, transcript
-from indgang.devstack import free_port, redis_server_binary
+from indgang.devstack import PROJECT_DIR, free_port, redis_server_binary
 from indgang.inbound import Inbound, offline_reply
 from indgang.redis_store import connect
 from indgang.settings import Settings
 from indgang.sms import recipients
 from indgang.spool import Spool, SpooledMessage, SpoolReplay
+from indgang.staff.accounts import Role, add_account
+from webhook.staff_session import CSRF_HEADER
 
 NUMBER = "+4520123499"
 CRISIS = "Jeg vil slå mig selv ihjel i aften"
@@ -378,3 +384,223 @@ class _NoEngine:
 
     async def send(self, *_: object) -> list[object]:
         raise AssertionError("a refused spooled message reached the engine")
+
+
+# --- every route while Redis is down: an answer, never a 500 ----------------------------------
+
+STAFF_PASSWORD = "korrekt-hest-batteri"
+WEB_ID = "redisdown" + "a" * 16
+
+
+def _csrf(page: httpx.Response) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found, page.text
+    return found[1]
+
+
+def _signed(settings: Settings, path: str, form: dict[str, str]) -> dict[str, str]:
+    url = f"{settings.public_base_url.rstrip('/')}{path}"
+    signature = RequestValidator(settings.twilio_auth_token or "").compute_signature(url, form)
+    return {"X-Twilio-Signature": signature}
+
+
+def _api_calls(settings: Settings, token: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """One call for every operation in the OpenAPI schema: (method, path template) -> what to
+    send, valid enough to reach the part that needs Redis."""
+    conv = f"/api/v1/staff/conversations/{WEB_ID}"
+    mine = {"X-Conversation-Token": token}
+    sms_form = _form(CALM)
+    status_form = {"MessageSid": "SM" + "1" * 32, "MessageStatus": "delivered", "AccountSid": "AC" + "0" * 32}
+    status_path = f"/twilio/status?conversation={WEB_ID}"
+    return {
+        ("GET", "/healthz"): {"url": "/healthz"},
+        ("GET", "/readyz"): {"url": "/readyz"},
+        ("POST", "/api/v1/chat"): {
+            "url": "/api/v1/chat", "json": {"conversation_id": WEB_ID, "text": CALM}, "headers": mine
+        },
+        ("GET", "/api/v1/chat/{conversation_id}/messages"): {
+            "url": f"/api/v1/chat/{WEB_ID}/messages", "headers": mine
+        },
+        ("GET", "/api/v1/chat/{conversation_id}/export"): {
+            "url": f"/api/v1/chat/{WEB_ID}/export", "headers": mine
+        },
+        ("GET", "/api/v1/offers"): {"url": "/api/v1/offers?q=jeg+har+brug+for+et+sted+at+bo"},
+        ("GET", "/api/v1/bookings/{booking_id}.ics"): {"url": "/api/v1/bookings/bk_0123abcd.ics?token=x"},
+        ("POST", "/twilio/sms"): {
+            "url": "/twilio/sms", "data": sms_form, "headers": _signed(settings, "/twilio/sms", sms_form)
+        },
+        ("POST", "/twilio/status"): {
+            "url": status_path, "data": status_form, "headers": _signed(settings, status_path, status_form)
+        },
+        ("GET", "/api/v1/chat/{conversation_id}/events"): {
+            "url": f"/api/v1/chat/{WEB_ID}/events", "headers": mine
+        },
+        ("DELETE", "/api/v1/chat/{conversation_id}"): {"url": f"/api/v1/chat/{WEB_ID}", "headers": mine},
+        ("GET", "/api/v1/crisis-lines"): {"url": "/api/v1/crisis-lines"},
+        ("GET", "/api/v1/staff/conversations"): {"url": "/api/v1/staff/conversations"},
+        ("POST", "/api/v1/staff/conversations/{conversation_id}/open"): {
+            "url": f"{conv}/open", "json": {"reason": "borgeren ringede"}
+        },
+        ("POST", "/api/v1/staff/conversations/{conversation_id}/takeover"): {"url": f"{conv}/takeover"},
+        ("POST", "/api/v1/staff/conversations/{conversation_id}/messages"): {
+            "url": f"{conv}/messages", "json": {"text": "Hej"}
+        },
+        ("POST", "/api/v1/staff/conversations/{conversation_id}/notes"): {
+            "url": f"{conv}/notes", "json": {"text": "Note"}
+        },
+        ("POST", "/api/v1/staff/conversations/{conversation_id}/release"): {"url": f"{conv}/release"},
+        ("POST", "/api/v1/staff/conversations/{conversation_id}/close"): {"url": f"{conv}/close"},
+        ("GET", "/api/v1/staff/bookings"): {"url": "/api/v1/staff/bookings"},
+        ("POST", "/api/v1/staff/conversations/{conversation_id}/erase"): {
+            "url": f"{conv}/erase", "json": {"reason": "borgeren bad om det"}
+        },
+        ("GET", "/api/v1/staff/conversations/{conversation_id}/export"): {"url": f"{conv}/export"},
+    }  # fmt: skip
+
+
+def _page_calls(csrf: str) -> list[dict[str, Any]]:
+    """The HTML pages and their forms (outside the schema)."""
+    conv = f"/staff/conversations/{WEB_ID}"
+    form = {"csrf_token": csrf}
+    return [
+        {"method": "GET", "url": "/"},
+        {"method": "GET", "url": "/widget.js"},
+        {"method": "GET", "url": "/staff/login"},
+        {"method": "GET", "url": "/staff/login/totp"},
+        {"method": "POST", "url": "/staff/login/totp", "data": {**form, "code": "123456"}},
+        {"method": "GET", "url": "/staff/account"},
+        {"method": "POST", "url": "/staff/password", "data": {**form, "current": "x", "new": "y" * 12}},
+        {"method": "GET", "url": "/staff/totp"},
+        {"method": "POST", "url": "/staff/totp", "data": {**form, "code": "123456"}},
+        {"method": "GET", "url": "/staff"},
+        {"method": "GET", "url": "/staff/inbox/events"},
+        {"method": "GET", "url": conv},
+        {"method": "GET", "url": f"{conv}/events"},
+        {"method": "POST", "url": f"{conv}/open", "data": {**form, "reason": "borgeren ringede"}},
+        {"method": "POST", "url": f"{conv}/erase", "data": {**form, "reason": "borgeren bad om det"}},
+        {"method": "POST", "url": f"{conv}/takeover", "data": form},
+        {"method": "POST", "url": f"{conv}/reply", "data": {**form, "text": "Hej"}},
+        {"method": "GET", "url": "/staff/audit"},
+        {"method": "GET", "url": "/staff/webhooks"},
+        {"method": "POST", "url": "/staff/webhooks/1-0/retry", "data": form},
+        {"method": "GET", "url": "/metrics"},
+        {"method": "GET", "url": "/docs"},
+        {"method": "POST", "url": "/staff/logout", "data": form},
+        # last: a login attempt while the accounts cannot be read
+        {"method": "POST", "url": "/staff/login", "data": {**form, "username": "anna", "password": "x" * 12}},
+    ]
+
+
+def _answer(client: httpx.Client, method: str, call: dict[str, Any]) -> httpx.Response:
+    """The status and the body; a stream that opened is read no further."""
+    call = dict(call)
+    headers = {**client.headers, **call.pop("headers", {})}
+    with client.stream(method, call.pop("url"), headers=headers, **call) as response:
+        if not response.headers.get("content-type", "").startswith("text/event-stream"):
+            response.read()
+        return response
+
+
+@pytest.mark.anyio
+async def test_every_route_answers_while_redis_is_down_never_500(
+    settings: Settings, private_redis: PrivateRedis
+) -> None:
+    """The attack: a staff member logged in, a citizen with a conversation, then Redis dies and
+    every operation of the OpenAPI schema and every page is called. Each must answer as it does
+    without Redis (the offer search and the crisis lines work) or with 503, Retry-After and the
+    API's one error body (a short Danish/English page for HTML), never a 500 or a traceback."""
+    with serving(settings) as url:
+        store = connect(settings)
+        try:
+            await add_account(store, "anna", STAFF_PASSWORD, Role.ADMIN, display_name="Anna", replace=True)
+        finally:
+            await store.aclose()
+        first = {"conversation_id": WEB_ID, "text": "Hej"}
+        citizen = httpx.post(f"{url}/api/v1/chat", json=first, timeout=30)
+        token = citizen.json()["conversation_token"]
+        with httpx.Client(base_url=url, timeout=30) as staff:
+            form = staff.get("/staff/login")
+            logged_in = staff.post(
+                "/staff/login",
+                data={"username": "anna", "password": STAFF_PASSWORD, "csrf_token": _csrf(form)},
+            )
+            assert logged_in.status_code == 303
+            csrf = _csrf(staff.get("/staff"))
+            staff.headers[CSRF_HEADER] = csrf
+
+            schema = staff.get("/openapi.json").json()
+            operations = {(m.upper(), p) for p, ops in schema["paths"].items() for m in ops}
+            calls = _api_calls(settings, token)
+            assert operations == set(calls)  # a new route joins this test
+
+            private_redis.kill()
+            answers = {f"{m} {p}": _answer(staff, m, c) for (m, p), c in calls.items()}
+            for call in _page_calls(csrf):
+                page = dict(call)
+                method = page.pop("method")
+                answers[f"{method} {call['url']}"] = _answer(staff, method, page)
+            assert staff.get("/openapi.json").status_code == 200
+
+    failed = {n: r.status_code for n, r in answers.items() if r.status_code >= 500 and r.status_code != 503}
+    assert failed == {}
+    for name, response in answers.items():
+        assert "Traceback" not in response.text and "ConnectionError" not in response.text, name
+        if response.status_code != 503 or name.endswith("/readyz"):
+            continue
+        assert response.headers.get("retry-after", "").isdigit(), name
+        content_type = response.headers["content-type"]
+        method, _, path = name.partition(" ")
+        if (method, path) in calls:  # the contract says so
+            assert "503" in schema["paths"][path][method.lower()]["responses"], name
+        if content_type.startswith("application/json"):
+            body = response.json()
+            assert body.get("error") == "unavailable" or "replies" in body, (name, body)
+        elif name == "POST /twilio/sms":
+            assert "tekniske problemer" in response.text, response.text
+        else:
+            assert content_type.startswith("text/html"), (name, content_type)
+            assert "lige nu" in response.text and "right now" in response.text, (name, response.text)
+    assert answers["GET /api/v1/offers"].status_code == 200
+    assert answers["GET /api/v1/offers"].json()["offers"]
+    assert answers["GET /api/v1/crisis-lines"].status_code == 200
+    assert answers["POST /twilio/sms"].status_code == 200  # TwiML: Twilio does not retry a 5xx
+
+
+# --- one spool directory, several gateways ----------------------------------------------------
+
+_WRITER = """
+import asyncio, sys
+from pathlib import Path
+from indgang.spool import Spool, SpooledMessage
+
+async def main(directory: str, name: str, count: int) -> None:
+    spool = Spool(Path(directory), 1 << 24)
+    for n in range(count):
+        assert await spool.append(SpooledMessage(channel="sms", text=f"{name}-{n}"))
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+"""
+
+
+@pytest.mark.anyio
+async def test_two_gateways_spooling_into_one_directory_while_two_replay_lose_and_double_nothing(
+    redis: aioredis.Redis, tmp_path: Path, base_settings: Settings
+) -> None:
+    """Two gateway processes append to the same spool directory while two others replay it
+    (removing each record as it goes): every record is handled exactly once, in order."""
+    directory, count = tmp_path / "spool", 300
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_DIR)}
+    writers = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, str(directory), name, str(count)], env=env)
+        for name in ("a", "b")
+    ]
+    handled: list[str] = []
+    replays = [_replay(Spool(directory, 1 << 24), redis, handled, base_settings) for _ in range(2)]
+    while any(w.poll() is None for w in writers):
+        await asyncio.gather(*(r.replay() for r in replays))
+    assert [w.returncode for w in writers] == [0, 0]
+    await replays[0].replay()  # what came after the last round
+    expected = {f"{name}-{n}" for name in ("a", "b") for n in range(count)}
+    assert len(handled) == len(expected) and set(handled) == expected
+    assert [m for m in handled if m.startswith("a")] == [f"a-{n}" for n in range(count)]  # in order
+    assert await Spool(directory, 1 << 24).pending() == []

@@ -1,6 +1,6 @@
 """Outbound SMS through the real Twilio SDK, making real HTTP requests to a local fake of
 Twilio's REST API: the request shape, retries, STOP, throttling, delivery states, and staff
-replies reaching SMS through `deliver_to_citizen`."""
+replies reaching SMS through `deliver_to_citizen` and the outbox."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from indgang import conversation, keys, transcript
 from indgang.outbound import deliver_to_citizen
 from indgang.settings import Settings
 from indgang.sms import delivery, optout, recipients
-from indgang.sms.sender import SendKind, SmsNotSent, SmsSender
+from indgang.sms.outbox import SmsOutbox
+from indgang.sms.sender import SendKind, SendResult, SmsNotSent, SmsSender
 
 pytestmark = pytest.mark.anyio
 
@@ -28,6 +29,13 @@ async def _sms_conversation(redis: aioredis.Redis, settings: Settings, number: s
     return conv
 
 
+async def _send(sender: SmsSender, conv: str, text: str, kind: SendKind = SendKind.REPLY) -> SendResult:
+    """What the outbox's worker does for an SMS queued to the conversation's number."""
+    number = await recipients.number_for(sender.redis, conv)
+    assert number is not None
+    return await sender.to_number(number, text, conv, kind)
+
+
 async def _staff_notes(redis: aioredis.Redis, conv: str) -> list[str]:
     messages, _ = await transcript.read(redis, conv)
     return [m.text for m in messages if m.sender == "system" and m.internal]
@@ -37,7 +45,7 @@ async def test_an_sms_goes_out_through_the_sdk_in_twilios_request_shape(
     redis: aioredis.Redis, sms_settings: Settings, fake_twilio: FakeTwilio
 ) -> None:
     conv = await _sms_conversation(redis, sms_settings)
-    result = await SmsSender(redis, sms_settings).to_conversation(conv, "Hej – “velkommen”, Søren")
+    result = await _send(SmsSender(redis, sms_settings), conv, "Hej – “velkommen”, Søren")
 
     [message] = fake_twilio.messages
     form = message["form"]
@@ -59,7 +67,7 @@ async def test_a_messaging_service_replaces_the_from_number(
 ) -> None:
     settings = sms_settings.model_copy(update={"twilio_messaging_service_sid": "MG" + "1" * 32})
     conv = await _sms_conversation(redis, settings)
-    result = await SmsSender(redis, settings).to_conversation(conv, "Hej")
+    result = await _send(SmsSender(redis, settings), conv, "Hej")
     [form] = fake_twilio.sent()
     assert form["MessagingServiceSid"] == "MG" + "1" * 32 and "From" not in form
     assert (await delivery.states(redis, conv))[result.sids[0]]["state"] == "accepted"
@@ -70,7 +78,7 @@ async def test_a_server_error_is_retried_and_then_the_sms_goes(
 ) -> None:
     conv = await _sms_conversation(redis, sms_settings)
     fake_twilio.fail_next(500, 20500, "Internal Server Error", times=2)
-    result = await SmsSender(redis, sms_settings).to_conversation(conv, "Hej")
+    result = await _send(SmsSender(redis, sms_settings), conv, "Hej")
     assert fake_twilio.requests == 3 and len(fake_twilio.sent()) == 1
     assert result.refused is None
     assert await _staff_notes(redis, conv) == []
@@ -81,7 +89,7 @@ async def test_after_every_attempt_failed_staff_see_it_in_the_transcript(
 ) -> None:
     conv = await _sms_conversation(redis, sms_settings)
     fake_twilio.fail_next(503, 20503, "Service Unavailable", times=10)
-    result = await SmsSender(redis, sms_settings).to_conversation(conv, "Hej")
+    result = await _send(SmsSender(redis, sms_settings), conv, "Hej")
     assert result.refused == "failed" and result.sids == []
     assert fake_twilio.requests == sms_settings.sms_send_attempts
     [note] = await _staff_notes(redis, conv)
@@ -93,7 +101,7 @@ async def test_a_refused_number_is_not_retried(
 ) -> None:
     conv = await _sms_conversation(redis, sms_settings)
     fake_twilio.fail_next(400, 21211, "The 'To' number is not a valid phone number.")
-    result = await SmsSender(redis, sms_settings).to_conversation(conv, "Hej")
+    result = await _send(SmsSender(redis, sms_settings), conv, "Hej")
     assert result.refused == "failed" and fake_twilio.requests == 1
     assert "21211" in (await _staff_notes(redis, conv))[0]
 
@@ -105,13 +113,13 @@ async def test_after_stop_only_keyword_answers_and_emergency_replies_go(
     assert await optout.stop(redis, conv)
     assert not await optout.stop(redis, conv)  # already stopped: no second confirmation
     sender = SmsSender(redis, sms_settings)
-    assert (await sender.to_conversation(conv, "Svar fra en medarbejder")).refused == "opted_out"
-    assert (await sender.to_conversation(conv, "Hjælp-tekst", SendKind.KEYWORD)).refused is None
-    assert (await sender.to_conversation(conv, "Ring 112", SendKind.URGENT)).refused is None
+    assert (await _send(sender, conv, "Svar fra en medarbejder")).refused == "opted_out"
+    assert (await _send(sender, conv, "Hjælp-tekst", SendKind.KEYWORD)).refused is None
+    assert (await _send(sender, conv, "Ring 112", SendKind.URGENT)).refused is None
     assert [f["Body"] for f in fake_twilio.sent()] == ["Hjælp-tekst", "Ring 112"]
     assert "STOP" in (await _staff_notes(redis, conv))[0]
     assert await optout.start(redis, conv)
-    assert (await sender.to_conversation(conv, "Velkommen tilbage")).refused is None
+    assert (await _send(sender, conv, "Velkommen tilbage")).refused is None
 
 
 async def test_a_loop_is_cut_off_per_number_but_an_emergency_reply_still_goes(
@@ -121,10 +129,10 @@ async def test_a_loop_is_cut_off_per_number_but_an_emergency_reply_still_goes(
     conv = await _sms_conversation(redis, settings)
     other = await _sms_conversation(redis, settings, "+4531234567")
     sender = SmsSender(redis, settings)
-    results = [await sender.to_conversation(conv, f"Auto-svar {i}") for i in range(5)]
+    results = [await _send(sender, conv, f"Auto-svar {i}") for i in range(5)]
     assert [r.refused for r in results] == [None, None, None, "throttled", "throttled"]
-    assert (await sender.to_conversation(conv, "Ring 112", SendKind.URGENT)).refused is None
-    assert (await sender.to_conversation(other, "Hej")).refused is None
+    assert (await _send(sender, conv, "Ring 112", SendKind.URGENT)).refused is None
+    assert (await _send(sender, other, "Hej")).refused is None
     assert len(fake_twilio.sent()) == 5
     assert len(await _staff_notes(redis, conv)) == 2
 
@@ -136,7 +144,7 @@ async def test_the_global_limit_holds_for_all_numbers_together(
     sender = SmsSender(redis, settings)
     numbers = ["+4520000001", "+4520000002", "+4520000003"]
     convs = [await _sms_conversation(redis, settings, n) for n in numbers]
-    results = [await sender.to_conversation(c, "Hej") for c in convs]
+    results = [await _send(sender, c, "Hej") for c in convs]
     assert [r.refused for r in results] == [None, None, "throttled"]
     assert [f["To"] for f in fake_twilio.sent()] == numbers[:2]
 
@@ -146,12 +154,14 @@ async def test_without_a_number_or_twilio_settings_nothing_is_sent_and_staff_are
 ) -> None:
     conv = await _sms_conversation(redis, sms_settings)
     await redis.delete(keys.sms_recipient(conv))
-    assert (await SmsSender(redis, sms_settings).to_conversation(conv, "Hej")).refused == "no_number"
+    await deliver_to_citizen(redis, sms_settings, conv, "Hej", staff="mette")
     await recipients.remember(redis, conv, NUMBER, 60)
-    assert (await SmsSender(redis, base_settings).to_conversation(conv, "Hej")).refused == "not_configured"
+    await deliver_to_citizen(redis, base_settings, conv, "Hej", staff="mette")
+    assert await redis.zcard(keys.sms_outbox()) == 0  # nothing queued that no worker would send
+    await SmsOutbox(redis, sms_settings, SmsSender(redis, sms_settings)).run_once()
     assert fake_twilio.requests == 0
     notes = await _staff_notes(redis, conv)
-    assert "ikke gemt" in notes[0] and "Twilio er ikke sat op" in notes[1]
+    assert "ikke gemt" in notes[0] and "Twilio er ikke sat op" in notes[1], notes
 
 
 async def test_a_staff_reply_on_an_sms_conversation_is_sent_as_sms(
@@ -160,6 +170,8 @@ async def test_a_staff_reply_on_an_sms_conversation_is_sent_as_sms(
     conv = await _sms_conversation(redis, sms_settings)
     text = "Hej, jeg hedder Mette. Du kan ringe på 1234."
     message = await deliver_to_citizen(redis, sms_settings, conv, text, staff="mette")
+    assert fake_twilio.sent() == []  # queued in the outbox, not sent inside the staff request
+    assert await SmsOutbox(redis, sms_settings, SmsSender(redis, sms_settings)).run_once() == 1
     [form] = fake_twilio.sent()
     assert form["To"] == NUMBER and form["Body"] == text
     [state] = (await delivery.states(redis, conv)).values()
@@ -181,7 +193,7 @@ async def test_a_long_message_goes_as_several_sms_of_at_most_1600_characters(
 ) -> None:
     conv = await _sms_conversation(redis, sms_settings)
     text = "\n\n".join(f"Afsnit {i}: " + "ord " * 100 for i in range(6))  # 3 x 410 fit in 1600
-    result = await SmsSender(redis, sms_settings).to_conversation(conv, text)
+    result = await _send(SmsSender(redis, sms_settings), conv, text)
     bodies = [f["Body"] for f in fake_twilio.sent()]
     assert len(result.sids) == len(bodies) == 2
     assert all(len(b) <= 1600 for b in bodies) and bodies[1].startswith("Afsnit")
@@ -191,7 +203,7 @@ async def test_status_callbacks_move_the_state_forward_and_a_failure_is_noted_on
     redis: aioredis.Redis, sms_settings: Settings, fake_twilio: FakeTwilio
 ) -> None:
     conv = await _sms_conversation(redis, sms_settings)
-    [sid] = (await SmsSender(redis, sms_settings).to_conversation(conv, "Hej")).sids
+    [sid] = (await _send(SmsSender(redis, sms_settings), conv, "Hej")).sids
     ttl = sms_settings.conversation_ttl_seconds
     assert await delivery.advance(redis, conv, sid, "sent", "", ttl)
     assert not await delivery.advance(redis, conv, sid, "queued", "", ttl)  # late, older news

@@ -36,6 +36,7 @@ from webhook.hsts import StrictTransportSecurity
 from webhook.limits import BodySizeLimit
 from webhook.rasa_engine import RasaEngine
 from webhook.routers import bookings, chat, chat_stream, health, offers, pages, staff, staff_api, twilio
+from webhook.schemas import error_responses
 from webhook.staff_session import Forbidden, LoginRequired, session_middleware
 from webhook.state import GatewayState
 from webhook.templating import STATIC_PREFIX, static_files
@@ -112,15 +113,17 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     app.add_exception_handler(Forbidden, forbidden)
     app.add_exception_handler(NotAllowed, not_allowed)
     errors.install(app)
+    # What needs Redis answers 503 while it is unreachable (webhook/errors.py): in the contract too.
+    unavailable = error_responses(503)
     app.include_router(health.router)
-    app.include_router(chat.router)
+    app.include_router(chat.router, responses=unavailable)
     app.include_router(offers.router)
-    app.include_router(bookings.router)
-    app.include_router(twilio.router)
-    app.include_router(chat_stream.router)
+    app.include_router(bookings.router, responses=unavailable)
+    app.include_router(twilio.router)  # the SMS webhook answers in TwiML; /status declares 503
+    app.include_router(chat_stream.router, responses=unavailable)
     app.include_router(pages.router)
     app.include_router(staff.router)
-    app.include_router(staff_api.router)
+    app.include_router(staff_api.router, responses=unavailable)
     app.mount(STATIC_PREFIX, static_files(), name="static")
     return app
 

@@ -46,15 +46,6 @@ class SmsSender:
     def ttl(self) -> int:
         return self.settings.conversation_ttl_seconds
 
-    async def to_conversation(
-        self, conversation_id: str, text: str, kind: SendKind = SendKind.REPLY, ref: str = ""
-    ) -> SendResult:
-        """Send to the number the conversation is with (staff replies, confirmations, reminders)."""
-        number = await recipients.number_for(self.redis, conversation_id)
-        if number is None:
-            return await self._refuse(conversation_id, "no_number", track=True)
-        return await self.to_number(number, text, conversation_id, kind, ref)
-
     async def to_number(
         self,
         number: str,
@@ -69,9 +60,9 @@ class SmsSender:
         record at all: for the confirmation that a conversation was erased. With a `send_id`
         (the outbox's), a body Twilio already took under that id is not sent again."""
         if kind == SendKind.REPLY and await optout.opted_out(self.redis, conversation_id):
-            return await self._refuse(conversation_id, "opted_out", track)
+            return await self.refuse(conversation_id, "opted_out", track)
         if not twilio_api.is_configured(self.settings):
-            return await self._refuse(conversation_id, "not_configured", track)
+            return await self.refuse(conversation_id, "not_configured", track)
         callback = twilio_api.status_callback_url(self.settings, conversation_id) if track else None
         urgent = kind == SendKind.URGENT
         sids: list[str] = []
@@ -81,13 +72,13 @@ class SmsSender:
                 sids.append(earlier)
                 continue
             if await throttle.check(self.redis, self.settings, conversation_id, urgent=urgent):
-                return await self._refuse(conversation_id, "throttled", track, sids)
+                return await self.refuse(conversation_id, "throttled", track, sids)
             try:
                 message = await twilio_api.create_message(self.settings, number, body.text, callback)
             except (TwilioException, aiohttp.ClientError, TimeoutError) as exc:
                 code = exc.code if isinstance(exc, TwilioRestException) else None
                 detail = f"{code or type(exc).__name__}"
-                return await self._refuse(conversation_id, "failed", track, sids, detail=detail)
+                return await self.refuse(conversation_id, "failed", track, sids, detail=detail)
             sid = str(message.sid)
             sids.append(sid)
             if sent_key:
@@ -109,9 +100,10 @@ class SmsSender:
         if result.refused in RETRYABLE:
             raise SmsNotSent(f"not sent: {result.refused}")
 
-    async def _refuse(
+    async def refuse(
         self, conversation_id: str, reason: str, track: bool, sids: list[str] | None = None, detail: str = ""
     ) -> SendResult:
+        """Not sent: noted for staff in the transcript (or only logged when `track` is off)."""
         if track:
             await delivery.note(self.redis, conversation_id, self.ttl, reason, detail=detail)
         else:

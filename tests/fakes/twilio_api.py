@@ -49,7 +49,9 @@ class FakeTwilio:
     messages: list[dict[str, Any]] = field(default_factory=list)  # each: form, headers, resource
     requests: int = 0  # every POST, failed ones included
     _failures: list[Failure] = field(default_factory=list)
+    held: int = 0  # message requests that arrived while held (see hold)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _open: threading.Event = field(default_factory=lambda: _set(threading.Event()))
     _server: ThreadingHTTPServer | None = None
 
     # --- running --------------------------------------------------------------------------
@@ -97,6 +99,24 @@ class FakeTwilio:
         """The next `times` message requests get this Twilio error (e.g. 500/20500, 400/21211)."""
         with self._lock:
             self._failures += [Failure(status, code, message)] * times
+
+    def hold(self) -> None:
+        """Message requests from now on wait unanswered: a send in flight, for a test to kill the
+        sender during. `abandon_held` ends the hold."""
+        self._open.clear()
+
+    def abandon_held(self) -> None:
+        """Answer the held requests 503 without taking them (the sender died before Twilio took
+        its message), and let later requests through."""
+        self._open.set()
+
+    def _passes_hold(self) -> bool:
+        with self._lock:
+            if self._open.is_set():
+                return True
+            self.held += 1
+        self._open.wait()
+        return False
 
     def sent(self) -> list[dict[str, str]]:
         """The form fields of every accepted message, in order."""
@@ -220,12 +240,20 @@ def _segments(body: str) -> int:
     return 1 if len(body) <= single else math.ceil(len(body) / multi)
 
 
+def _set(event: threading.Event) -> threading.Event:
+    event.set()
+    return event
+
+
 def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length).decode("utf-8")
             form = dict(parse_qsl(raw, keep_blank_values=True))
+            if not fake._passes_hold():
+                self._json(503, _error(503, 20503, "Service Unavailable"))
+                return
             status, body = fake.handle(
                 urlsplit(self.path).path, self.headers.get("Authorization"), form, dict(self.headers)
             )

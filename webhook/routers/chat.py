@@ -16,7 +16,7 @@ from indgang.redis_store import UNREACHABLE
 from indgang.spool import SpooledMessage
 from webhook.citizen import ChatConversation, ChatConversationDep, CitizenConversationDep
 from webhook.deps import ClientLimit, InboundDep, RedisDep, SettingsDep, SpoolDep
-from webhook.errors import ApiError
+from webhook.errors import RETRY_AFTER_SECONDS, ApiError
 from webhook.schemas import (
     ChatRequest,
     ChatResponse,
@@ -110,7 +110,7 @@ async def _store_down(body: ChatRequest, access: ChatConversation, spool: SpoolD
     payload = response.model_dump(mode="json")
     if payload["conversation_token"] is None:
         del payload["conversation_token"]
-    return JSONResponse(payload, status_code=503)
+    return JSONResponse(payload, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 @router.get(

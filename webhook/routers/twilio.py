@@ -26,7 +26,7 @@ from indgang.sms.channel import InboundSms, SmsChannel
 from indgang.sms.sender import SmsSender
 from webhook.deps import InboundDep, RedisDep, SettingsDep, SpoolDep
 from webhook.errors import ApiError
-from webhook.schemas import CONVERSATION_ID_PATTERN
+from webhook.schemas import CONVERSATION_ID_PATTERN, error_responses
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/twilio", tags=["twilio"])
@@ -121,7 +121,9 @@ async def inbound_sms(
     return _twiml()
 
 
-@router.post("/status", status_code=204, responses={403: {"description": "bad signature"}})
+@router.post(
+    "/status", status_code=204, responses={403: {"description": "bad signature"}, **error_responses(503)}
+)
 async def delivery_status(
     form: SignedStatus, request: Request, redis: RedisDep, settings: SettingsDep
 ) -> Response:
