@@ -63,7 +63,10 @@ class OfferSearch:
         embedder: Embedder | None,
         default_municipality: str | None = None,
         ranking: Ranking | None = None,
+        needs: NeedClassifier | None = None,
     ) -> None:
+        """`needs`: a need classifier trained elsewhere (cross-validation); None: the one trained
+        on all the data, on first use."""
         self.catalogue = catalogue
         self.embedder = embedder
         self.default_municipality = default_municipality
@@ -81,7 +84,7 @@ class OfferSearch:
         for row, document in enumerate(documents):
             self._phrase_rows[row, : len(document.phrases)] = [position[p] for p in document.phrases]
         self._vectors: np.ndarray | None = None
-        self._needs: NeedClassifier | None = None
+        self._needs = needs
         self._type_rows: dict[str, np.ndarray] = {}
         for i, offer in enumerate(self._offers):
             self._type_rows.setdefault(offer.type, np.zeros(len(self._offers), dtype=bool))[i] = True
