@@ -23,6 +23,7 @@ from indgang.events import EventType, emit
 from indgang.handoff import Priority
 from indgang.i18n import normalise_language, t
 from indgang.language import guess_language
+from indgang.need_gate import need_gate
 from indgang.offer_cards import offer_card, offers_of_type
 from indgang.opening_hours import waiting_notice
 from indgang.safety.normalise import storable
@@ -96,7 +97,7 @@ class Inbound:
             turn.replies = await self._crisis(conversation_id, channel, assessment, lang, text)
         elif state.with_staff:
             route = "staff"
-            turn.replies = await self._waiting_for_staff(conversation_id, state, lang)
+            turn.replies = await self._waiting_for_staff(conversation_id, state, lang, text, channel)
         elif assessment.child_concern:
             route = "child_concern"
             turn.replies = [
@@ -201,11 +202,19 @@ class Inbound:
         return [offer_card(h.offer, lang) for h in hits]
 
     async def _waiting_for_staff(
-        self, conversation_id: str, state: handoff.Handoff, lang: str
+        self, conversation_id: str, state: handoff.Handoff, lang: str, text: str, channel: str
     ) -> list[Reply]:
         if state.state == handoff.HandoffState.ACTIVE:
             return []  # staff answer in their own time; the page polls for their replies
-        return [await self.waiting_reply(conversation_id, lang)]
+        reply = await self.waiting_reply(conversation_id, lang)
+        # A need told while waiting (after an alarm: "I'm shaken, is there anyone I can talk to?")
+        # is answered with offers now, not only when a person gets to it; on the web, as with the
+        # emergency reply, so an SMS stays short.
+        if channel != "sms" and await asyncio.to_thread(need_gate().states_need, text):
+            offers = await asyncio.to_thread(self._offers, text, lang)
+            if offers:
+                reply = Reply(text=f"{reply.text}\n{t('chat.waiting_offers', lang)}", offers=offers)
+        return [reply]
 
     async def waiting_reply(self, conversation_id: str, lang: str) -> Reply:
         position = await handoff.queue_position(self.redis, conversation_id) or 1
