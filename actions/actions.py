@@ -153,6 +153,12 @@ class ActionExplainAccess(Action):
         message = tracker.latest_message
         record = await conversation.get(context.redis(), tracker.sender_id)
         shown = record.offers_shown if record else []
+        if not shown:
+            # Nothing shown to answer from ("hvordan får jeg en tovholder" as a first message): the
+            # offers themselves, each with its way in.
+            guided = await guide_if_need(dispatcher, tracker)
+            if guided is not None:
+                return guided
         text = message.get("text") or ""
         dispatcher.utter_message(text=offer_questions.answer(text, shown, context.language(message)))
         return []

@@ -161,6 +161,14 @@ def test_only_a_number_said_as_an_age_counts_as_one(text: str, number: str, age:
 
 
 @pytest.mark.anyio
+async def test_a_question_about_a_kind_of_help_before_any_was_shown_gets_those_offers(test_redis) -> None:
+    dispatcher = CollectingDispatcher()
+    text = "kan jeg faa en fast person der hjaelper mig igennem det hele, er traet af at starte forfra"
+    await actions.ActionExplainAccess().run(dispatcher, tracker(text, "ask_access", sender="conv-new"), {})
+    assert "tovholder" in offers_of(dispatcher)
+
+
+@pytest.mark.anyio
 async def test_questions_about_the_offers_shown_are_answered_from_them(test_redis) -> None:
     shown = [
         {"id": "a", "type": "alkoholbehandling", "title": "Gratis alkoholbehandling", "access": "open"},
