@@ -28,6 +28,7 @@ from indgang.offer_cards import offer_card, offers_of_type
 from indgang.opening_hours import waiting_notice
 from indgang.safety.normalise import storable
 from indgang.search import get_offer_search
+from indgang.search.engine import URGENT_TYPE
 from indgang.settings import Settings
 from indgang.spool import SpooledMessage
 
@@ -165,7 +166,7 @@ class Inbound:
         acute = assessment.risk == "acute"
         # On the web the emergency reply also shows where help is (akut hjælp first, then e.g. a
         # krisecenter); an SMS keeps to the emergency text, so it stays short and arrives whole.
-        offers = [] if channel == "sms" else await asyncio.to_thread(self._offers, text, lang)
+        offers = [] if channel == "sms" else await asyncio.to_thread(self._offers, text, lang, acute)
         reply = Reply(
             text=safety.crisis_reply(assessment, lang), crisis=True, risk=assessment.risk, offers=offers
         )
@@ -197,9 +198,14 @@ class Inbound:
         return [reply]
 
     @staticmethod
-    def _offers(text: str, lang: str) -> list[OfferCard]:
-        hits = get_offer_search().search(text, limit=CRISIS_OFFERS, language=lang)
-        return [offer_card(h.offer, lang) for h in hits]
+    def _offers(text: str, lang: str, alarm: bool = False) -> list[OfferCard]:
+        hits = get_offer_search().search(text, limit=CRISIS_OFFERS, language=lang, urgent=alarm or None)
+        cards = [offer_card(h.offer, lang) for h in hits]
+        if alarm and not (cards and cards[0].type == URGENT_TYPE):
+            # the alarm is raised: where to get help now comes first, whatever the search ranked
+            urgent = offers_of_type(URGENT_TYPE, lang, limit=1)
+            cards = [*urgent, *(c for c in cards if c.type != URGENT_TYPE)][:CRISIS_OFFERS]
+        return cards
 
     async def _waiting_for_staff(
         self, conversation_id: str, state: handoff.Handoff, lang: str, text: str, channel: str

@@ -121,6 +121,7 @@ def test_a_crisis_is_answered_even_when_the_engine_is_down(client: TestClient) -
     body = response.json()
     assert body["replies"][0]["crisis"] is True
     assert "112" in body["replies"][0]["text"]
+    assert body["replies"][0]["offers"][0]["type"] == "akut_hjaelp"
     assert body["handoff"] == "requested"
 
 

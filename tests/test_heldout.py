@@ -26,8 +26,9 @@ import safety as safety_bench  # noqa: E402  (the benchmark's reading of batches
 # reach on the held-out batches now (benchmarks/README.md), so nothing slips below them.
 MIN_RECALL = {"acute": 0.93, "all": 0.93}
 MAX_FALSE_ALARMS = 0.09
-MIN_HIT_AT_3 = 0.95
-MIN_HIT_AT_1 = 0.75
+# The search, each of the latest two batches held out of its fold: 0.880 / 0.991 and 0.895 / 1.000.
+MIN_HIT_AT_3 = 0.97
+MIN_HIT_AT_1 = 0.85
 
 SAFETY_BATCHES = sorted(DATA.glob("safety_*.yaml"))
 SEARCH_BATCHES = blind_batches()[-2:]  # the latest two, each held out of its own fold
