@@ -10,11 +10,11 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import context
-from actions.need_gate import need_gate
 from actions.nlg import text_of
 from indgang import conversation, handoff, offer_questions, safety
-from indgang.guidance import Situation, guide, parse_age
+from indgang.guidance import Situation, guide, parse_age, states_age
 from indgang.i18n import lookup, t
+from indgang.need_gate import need_gate
 from indgang.queue_watch import place_notice
 from indgang.search import get_offer_search
 
@@ -47,6 +47,28 @@ class ActionSearchOffers(Action):
         return await offer_guidance(dispatcher, tracker, query)
 
 
+def stated_age(tracker: Tracker) -> int | None:
+    """The latest age the writer stated. The NLU fills the age slot from any number ("lejer i nr
+    9", "om 3 uger"), so each age it found is checked against the words around it; with no
+    message to check (a slot set otherwise), the slot counts."""
+    earlier = [
+        {"text": e.get("text"), "entities": (e.get("parse_data") or {}).get("entities")}
+        for e in reversed(tracker.events)
+        if e.get("event") == "user"
+    ]
+    messages = [tracker.latest_message, *earlier]
+    found = False
+    for message in messages:
+        text = message.get("text") or ""
+        for entity in message.get("entities") or ():
+            if entity.get("entity") != "age" or "start" not in entity:
+                continue
+            found = True
+            if states_age(text, entity["start"], entity["end"]):
+                return parse_age(entity.get("value"))
+    return None if found else parse_age(tracker.get_slot("age"))
+
+
 async def offer_guidance(dispatcher: CollectingDispatcher, tracker: Tracker, query: str) -> list[EventType]:
     """The offers that fit `query`, with how to get in; remembered for follow-up questions."""
     message = tracker.latest_message
@@ -56,7 +78,7 @@ async def offer_guidance(dispatcher: CollectingDispatcher, tracker: Tracker, que
         text=query,
         language=lang,
         relation=tracker.get_slot("relation"),
-        age=parse_age(tracker.get_slot("age")),
+        age=stated_age(tracker),
         municipality=tracker.get_slot("municipality"),
         about_other=assessment.about_other,
         urgent=assessment.risk == "acute",
@@ -70,9 +92,7 @@ async def offer_guidance(dispatcher: CollectingDispatcher, tracker: Tracker, que
     offers = [o.model_dump(exclude_none=True) for o in guidance.offers]
     dispatcher.utter_message(json_message={"text": guidance.text, "offers": offers})
     s = context.settings()
-    await conversation.record_offers(
-        context.redis(), tracker.sender_id, offers, s.conversation_ttl_seconds
-    )
+    await conversation.record_offers(context.redis(), tracker.sender_id, offers, s.conversation_ttl_seconds)
     return [
         SlotSet("need_text", query),
         SlotSet("followup_asked", bool(tracker.get_slot("followup_asked") or guidance.followup)),
@@ -133,6 +153,12 @@ class ActionExplainAccess(Action):
         message = tracker.latest_message
         record = await conversation.get(context.redis(), tracker.sender_id)
         shown = record.offers_shown if record else []
+        if not shown:
+            # Nothing shown to answer from ("hvordan får jeg en tovholder" as a first message): the
+            # offers themselves, each with its way in.
+            guided = await guide_if_need(dispatcher, tracker)
+            if guided is not None:
+                return guided
         text = message.get("text") or ""
         dispatcher.utter_message(text=offer_questions.answer(text, shown, context.language(message)))
         return []

@@ -3,6 +3,7 @@ follow-up question when its answer would change the offers."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from indgang.dialogue import OfferCard
@@ -44,6 +45,28 @@ class Guidance:
     text: str
     offers: list[OfferCard] = field(default_factory=list)
     followup: str | None = None  # which question was asked: relation, age or municipality
+
+
+# Words around a number that make it someone's age ("min søn på 9", "jeg er 17", "9 år", "aged 9")
+# or something else ("nr 9", "om 3 uger", "3 gange om ugen").
+_AGE_BEFORE = re.compile(r"\b(?:på|paa|er|is|am|i'?m|aged?|of|fylder|fyldt|bliver|turned|turns|alder)\W*$")
+_AGE_AFTER = re.compile(r"^\s*-?\s*(?:år|aar|års|aars|årig|aarig|years?|yrs?|yo|y/o)\b")
+_NOT_AGE_AFTER = re.compile(
+    r"^\s*(?:uger?|dage?|døgn|doegn|måneder|maaneder|mdr|timer?|minutter|gange|kr|kroner|stk|"
+    r"weeks?|days?|months?|hours?|minutes?|times)\b"
+)
+SHORT_REPLY_WORDS = 3  # "17", "han er 17": an answer to "how old?" is little more than the number
+
+
+def states_age(text: str, start: int, end: int) -> bool:
+    """Whether the number at text[start:end] is said as someone's age, not as a house number, a
+    time or a count (the NLU tags any number it sees as an age)."""
+    before, after = text[:start].lower(), text[end:].lower()
+    if _NOT_AGE_AFTER.match(after):
+        return False
+    if _AGE_AFTER.match(after) or _AGE_BEFORE.search(before[-16:]):
+        return True
+    return len(text.split()) <= SHORT_REPLY_WORDS
 
 
 def parse_age(value: object) -> int | None:

@@ -23,10 +23,12 @@ from indgang.events import EventType, emit
 from indgang.handoff import Priority
 from indgang.i18n import normalise_language, t
 from indgang.language import guess_language
+from indgang.need_gate import need_gate
 from indgang.offer_cards import offer_card, offers_of_type
 from indgang.queue_watch import booked_from_queue, place_notice
 from indgang.safety.normalise import storable
 from indgang.search import get_offer_search
+from indgang.search.engine import URGENT_TYPE
 from indgang.settings import Settings
 from indgang.sms import choices, recipients
 from indgang.sms.compose import compose
@@ -104,7 +106,7 @@ class Inbound:
             turn.replies = await self._crisis(conversation_id, channel, assessment, lang, text)
         elif state.with_staff:
             route = "staff"
-            turn.replies = await self._waiting_for_staff(conversation_id, state, lang)
+            turn.replies = await self._waiting_for_staff(conversation_id, state, lang, text, channel)
         elif assessment.child_concern:
             route = "child_concern"
             turn.replies = [
@@ -196,7 +198,7 @@ class Inbound:
         acute = assessment.risk == "acute"
         # On the web the emergency reply also shows where help is (akut hjælp first, then e.g. a
         # krisecenter); an SMS keeps to the emergency text, so it stays short and arrives whole.
-        offers = [] if channel == "sms" else await asyncio.to_thread(self._offers, text, lang)
+        offers = [] if channel == "sms" else await asyncio.to_thread(self._offers, text, lang, acute)
         reply = Reply(
             text=safety.crisis_reply(assessment, lang), crisis=True, risk=assessment.risk, offers=offers
         )
@@ -228,16 +230,29 @@ class Inbound:
         return [reply]
 
     @staticmethod
-    def _offers(text: str, lang: str) -> list[OfferCard]:
-        hits = get_offer_search().search(text, limit=CRISIS_OFFERS, language=lang)
-        return [offer_card(h.offer, lang) for h in hits]
+    def _offers(text: str, lang: str, alarm: bool = False) -> list[OfferCard]:
+        hits = get_offer_search().search(text, limit=CRISIS_OFFERS, language=lang, urgent=alarm or None)
+        cards = [offer_card(h.offer, lang) for h in hits]
+        if alarm and not (cards and cards[0].type == URGENT_TYPE):
+            # the alarm is raised: where to get help now comes first, whatever the search ranked
+            urgent = offers_of_type(URGENT_TYPE, lang, limit=1)
+            cards = [*urgent, *(c for c in cards if c.type != URGENT_TYPE)][:CRISIS_OFFERS]
+        return cards
 
     async def _waiting_for_staff(
-        self, conversation_id: str, state: handoff.Handoff, lang: str
+        self, conversation_id: str, state: handoff.Handoff, lang: str, text: str, channel: str
     ) -> list[Reply]:
         if state.state == handoff.HandoffState.ACTIVE:
             return []  # staff answer in their own time; the page polls for their replies
-        return [await self.waiting_reply(conversation_id, lang)]
+        reply = await self.waiting_reply(conversation_id, lang)
+        # A need told while waiting (after an alarm: "I'm shaken, is there anyone I can talk to?")
+        # is answered with offers now, not only when a person gets to it; on the web, as with the
+        # emergency reply, so an SMS stays short.
+        if channel != "sms" and await asyncio.to_thread(need_gate().states_need, text):
+            offers = await asyncio.to_thread(self._offers, text, lang)
+            if offers:
+                reply = Reply(text=f"{reply.text}\n{t('chat.waiting_offers', lang)}", offers=offers)
+        return [reply]
 
     async def waiting_reply(self, conversation_id: str, lang: str) -> Reply:
         notice = await place_notice(self.redis, self.settings, conversation_id, lang)

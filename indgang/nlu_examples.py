@@ -1,7 +1,7 @@
 """The plain text of the NLU training examples (nlu_data/train, Rasa's YAML), by intent.
 
 Read by the learned layers that need ordinary messages besides their own data: the need gate
-beside Rasa's intents (actions/need_gate.py) and the safety check, which learns from them that a
+beside Rasa's intents (indgang/need_gate.py) and the safety check, which learns from them that a
 greeting, a thank-you or a booking answer is calm.
 """
 

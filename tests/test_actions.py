@@ -13,10 +13,10 @@ from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import actions, booking, context
-from actions.need_gate import need_gate
 from actions.nlg import text_of
 from indgang import conversation
 from indgang.booking import Calendar, Slot, book, find_active_booking
+from indgang.need_gate import need_gate
 
 
 @pytest.fixture
@@ -26,7 +26,11 @@ async def test_redis(redis, monkeypatch: pytest.MonkeyPatch):
 
 
 def tracker(
-    text: str, intent: str, slots: dict[str, Any] | None = None, sender: str = "conv-actions"
+    text: str,
+    intent: str,
+    slots: dict[str, Any] | None = None,
+    sender: str = "conv-actions",
+    entities: list[dict[str, Any]] | None = None,
 ) -> Tracker:
     return Tracker.from_dict(
         {
@@ -35,7 +39,7 @@ def tracker(
             "latest_message": {
                 "text": text,
                 "intent": {"name": intent, "confidence": 0.9},
-                "entities": [],
+                "entities": entities or [],
                 "metadata": {"language": "da", "channel": "web"},
             },
             "events": [],
@@ -106,12 +110,75 @@ async def test_an_age_refines_the_need_said_before(test_redis) -> None:
     assert "aflastning" in offers_of(dispatcher)
 
 
+def age_entity(text: str, number: str) -> dict[str, Any]:
+    """What the NLU makes of a number: an age, wherever it stands."""
+    start = text.index(number)
+    return {"entity": "age", "value": number, "start": start, "end": start + len(number)}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("text", "number", "expected"),
+    [
+        (
+            "lejer i nr 9 har fyldt lejligheden med aviser og kan ikke overskue noget selv",
+            "9",
+            {"bostoette", "skp"},
+        ),
+        ("skal ud af behandling om 3 uger og har ingen steder at bo", "3", {"hjemloeshed", "forsorgshjem"}),
+    ],
+)
+async def test_a_number_that_is_no_age_does_not_narrow_the_offers_to_children(
+    test_redis, text: str, number: str, expected: set[str]
+) -> None:
+    dispatcher = CollectingDispatcher()
+    slots = {"age": number}
+    turn = tracker(text, "describe_need", slots, entities=[age_entity(text, number)])
+    await actions.ActionSearchOffers().run(dispatcher, turn, {})
+    assert set(offers_of(dispatcher)) & expected
+
+
+@pytest.mark.parametrize(
+    ("text", "number", "age"),
+    [
+        ("min søn på 9 kan ikke læse", "9", 9),
+        ("jeg er 17 og kan ikke bo hjemme", "17", 17),
+        ("she is 16 and drinks", "16", 16),
+        ("14", "14", 14),
+        ("han er 12 år", "12", 12),
+        ("lejer i nr 9 har fyldt lejligheden med aviser", "9", None),
+        ("det er 3 uger siden han kom hjem fra behandling", "3", None),
+        ("han ryger 20 gange om dagen og siger han har det fint", "20", None),
+    ],
+)
+def test_only_a_number_said_as_an_age_counts_as_one(text: str, number: str, age: int | None) -> None:
+    assert (
+        actions.stated_age(
+            tracker(text, "describe_need", {"age": number}, entities=[age_entity(text, number)])
+        )
+        == age
+    )
+
+
+@pytest.mark.anyio
+async def test_a_question_about_a_kind_of_help_before_any_was_shown_gets_those_offers(test_redis) -> None:
+    dispatcher = CollectingDispatcher()
+    text = "kan jeg faa en fast person der hjaelper mig igennem det hele, er traet af at starte forfra"
+    await actions.ActionExplainAccess().run(dispatcher, tracker(text, "ask_access", sender="conv-new"), {})
+    assert "tovholder" in offers_of(dispatcher)
+
+
 @pytest.mark.anyio
 async def test_questions_about_the_offers_shown_are_answered_from_them(test_redis) -> None:
     shown = [
         {"id": "a", "type": "alkoholbehandling", "title": "Gratis alkoholbehandling", "access": "open"},
-        {"id": "b", "type": "midlertidigt_botilbud", "title": "Midlertidigt botilbud", "access": "visitation",
-         "contact": {"phone": "70 10 10 10"}},
+        {
+            "id": "b",
+            "type": "midlertidigt_botilbud",
+            "title": "Midlertidigt botilbud",
+            "access": "visitation",
+            "contact": {"phone": "70 10 10 10"},
+        },
     ]
     await conversation.record_offers(test_redis, "conv-actions", shown, 600)
     answers = {}

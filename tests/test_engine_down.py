@@ -131,7 +131,11 @@ async def test_a_message_goes_to_staff_when_the_engine_stays_down_and_the_citize
         assert "inden for 1 minutter" in response.json()["replies"][0]["text"]
 
         async def handed_over() -> bool:
-            return (await handoff.get(redis, conv)).api_state == "requested"
+            # the worker asks for a person first and then tells the citizen: wait for both
+            told = (await _bot_texts(redis, conv))[-1]
+            return (await handoff.get(redis, conv)).api_state == "requested" and told.startswith(
+                "Jeg har stadig"
+            )
 
         await _until(handed_over)
     state = await handoff.get(redis, conv)

@@ -121,7 +121,21 @@ def test_a_crisis_is_answered_even_when_the_engine_is_down(client: TestClient) -
     body = response.json()
     assert body["replies"][0]["crisis"] is True
     assert "112" in body["replies"][0]["text"]
+    assert body["replies"][0]["offers"][0]["type"] == "akut_hjaelp"
     assert body["handoff"] == "requested"
+
+
+def test_a_need_told_while_waiting_for_a_person_gets_offers_at_once(client: TestClient) -> None:
+    citizen = Citizen(client, "waiting")
+    assert citizen.chat("jeg vil ikke leve mere").json()["handoff"] == "requested"
+    need = citizen.chat(
+        "politiet er kommet nu. jeg er helt rystet, er der nogen jeg kan snakke med bagefter?"
+    ).json()
+    reply = need["replies"][0]
+    assert "medarbejder" in reply["text"] and reply["offers"] and not reply["crisis"]
+    assert need["handoff"] == "requested"
+    thanks = citizen.chat("ok tak").json()["replies"][0]
+    assert "medarbejder" in thanks["text"] and not thanks["offers"]
 
 
 def test_one_conversation_sending_too_fast_gets_429_with_retry_after(client: TestClient) -> None:

@@ -152,3 +152,22 @@ def test_a_search_over_another_catalogue_folder_finds_its_offers(search: OfferSe
     # No search words in the file: the type's words find it.
     assert [h.offer.id for h in local.search("jeg er så ensom", limit=3)] == ["vejle-kilden"]
     assert list((tmp_path / "cache").glob("*.npy"))
+
+
+def test_danger_now_puts_akut_hjaelp_first(search: OfferSearch) -> None:
+    for query in [
+        "min ven har taget en masse piller og trækker næsten ikke vejret",
+        "han er bevidstløs og bløder",
+    ]:
+        assert search.search(query, limit=3, urgent=True)[0].offer.type == "akut_hjaelp", query
+
+
+def test_an_alarm_the_need_classifier_does_not_share_keeps_112_second(search: OfferSearch) -> None:
+    # the safety check alone read danger into a plain wish to stop: the treatment first, 112 in sight
+    types = [h.offer.type for h in search.search("ka ik stoppe med coke", limit=3, urgent=True)]
+    assert types[:2] == ["stofbehandling", "akut_hjaelp"]
+    plain = search.with_ranking(urgent_agreement=0.0)  # before: 112 first on the alarm alone
+    assert (
+        search.search("ka ik stoppe med coke", limit=3, urgent=True, ranking=plain)[0].offer.type
+        == "akut_hjaelp"
+    )

@@ -23,6 +23,7 @@ from indgang.catalogue.taxonomy import TYPE_TERMS_FILE
 from indgang.search.text import fold, words
 
 TRAINING_DIR = Path(__file__).resolve().parent / "training"
+BLIND_PREFIX = "blind_"
 OTHER_TYPE_WEIGHT = 0.5  # a type a caseworker also accepts counts half as much as the best one
 
 
@@ -63,8 +64,21 @@ def fit(data: list[tuple[str, str, float]]) -> NeedClassifier:
     return NeedClassifier(features, model)
 
 
-def train(catalogue: Catalogue, files: list[Path] | None = None) -> NeedClassifier:
-    """The classifier for this catalogue and training data: cached, or trained now."""
+def train(catalogue: Catalogue, files: list[Path] | None = None, name: str = "needs") -> NeedClassifier:
+    """The classifier for this catalogue and training data: cached (under `name`), or trained now."""
     files = training_files() if files is None else files
     inputs = [*files, TYPE_TERMS_FILE, Path(__file__)]
-    return learned.cached("needs", inputs, lambda: fit(examples(files, catalogue)), catalogue.digest)
+    return learned.cached(name, inputs, lambda: fit(examples(files, catalogue)), catalogue.digest)
+
+
+def blind_batches(directory: Path = TRAINING_DIR) -> list[Path]:
+    """The spent blind batches: outsiders' text (the corpora were written to train on)."""
+    return sorted(directory.glob(f"{BLIND_PREFIX}*.yaml"))
+
+
+def train_without(catalogue: Catalogue, held_out: Path) -> NeedClassifier:
+    """Trained on every file but `held_out`: how the search meets a batch it never saw. Whole
+    files are held out (grouped cross-validation), so a batch's writers' voices are never in
+    training when it is scored."""
+    files = [p for p in training_files(held_out.parent) if p != held_out]
+    return train(catalogue, files, name=f"needs-without-{held_out.stem}")

@@ -6,7 +6,8 @@ with offers in that turn, so the actions that would otherwise give small talk or
 ask this gate. It is a binary classifier: positives are the labelled need descriptions the offer
 search learns from (indgang/search/training) and the NLU examples of `describe_need` and
 `ask_offer`; negatives are the NLU examples of every other intent (greetings, yes and no,
-booking, asking for a person ...). It lives beside the actions because it reads the bot's data.
+booking, asking for a person ...). The gateway asks it too: a need told while the conversation
+waits for a person still gets offers at once.
 """
 
 from __future__ import annotations
