@@ -157,6 +157,13 @@ class Settings(BaseSettings):
     booking_collecting_ttl_seconds: int = 60 * 60 * 12  # a form left half-way stops counting
     tovholder_link_ttl_seconds: int = 60 * 60 * 24 * 365  # phone hash -> the citizen's tovholder
 
+    # Follow-up (indgang/followup.py): after guidance or a booking the citizen is asked whether
+    # we may ask, this much later, whether help came; and after staff close a conversation,
+    # how satisfied they were (1-5).
+    followup_enabled: bool = True
+    followup_delay_seconds: int = Field(default=60 * 60 * 24 * 7, ge=0)
+    satisfaction_enabled: bool = True
+
     # Staff console and handoff
     staff_opening_hours: str = "mon-thu 08:00-15:00; fri 08:00-13:00"  # local time (BOOKING_TIMEZONE)
     staff_session_secret: str = ""  # signs the staff session cookie (a secret; empty: unset)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import httpx
@@ -14,6 +15,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from indgang.booking.notifications import BookingNotifier
 from indgang.engine_retry import EngineRetry
+from indgang.followup import FollowUpSender
 from indgang.i18n import t
 from indgang.inbound import Inbound
 from indgang.live import TranscriptFeed
@@ -33,7 +35,18 @@ from webhook.errors import ApiError
 from webhook.hsts import StrictTransportSecurity
 from webhook.limits import BodySizeLimit
 from webhook.rasa_engine import RasaEngine
-from webhook.routers import bookings, chat, chat_stream, health, offers, pages, staff, staff_api, twilio
+from webhook.routers import (
+    bookings,
+    chat,
+    chat_stream,
+    followup,
+    health,
+    offers,
+    pages,
+    staff,
+    staff_api,
+    twilio,
+)
 from webhook.staff_session import Forbidden, LoginRequired, session_middleware
 from webhook.state import GatewayState
 from webhook.templating import STATIC_PREFIX, static_files
@@ -41,7 +54,8 @@ from webhook.templating import STATIC_PREFIX, static_files
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, clock: Callable[[], float] = time.time) -> FastAPI:
+    """The gateway; `clock` (epoch seconds) is when follow-ups fall due, which tests move."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -52,10 +66,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 http, settings.rasa_url, settings.rasa_auth_token, settings.rasa_timeout_seconds
             )
             feed = TranscriptFeed(redis, per_client=settings.streams_per_client, total=settings.streams_total)
-            inbound = Inbound(redis, engine, settings)
+            inbound = Inbound(redis, engine, settings, clock)
             spool = Spool(settings.spool_dir, settings.spool_max_bytes)
             app.state.gateway = GatewayState(
-                settings=settings, redis=redis, http=http, inbound=inbound, feed=feed, spool=spool
+                settings=settings,
+                redis=redis,
+                http=http,
+                inbound=inbound,
+                feed=feed,
+                spool=spool,
+                clock=clock,
             )
             offers.warm_search()
             sender = SmsSender(redis, settings)
@@ -65,6 +85,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             outbox = SmsOutbox(redis, settings, sender) if twilio_api.is_configured(settings) else None
             if outbox is not None:
                 outbox.start()
+            # Follow-ups go out by SMS: like the outbox, only where Twilio is set up.
+            followups = FollowUpSender(redis, settings, clock) if outbox is not None else None
+            if followups is not None:
+                followups.start()
             engine_retry = EngineRetry(app.state.gateway.inbound)
             engine_retry.start()
             dispatcher = WebhookDispatcher(redis, settings, http)
@@ -80,6 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await feed.stop()
             await dispatcher.stop()
             await notifier.stop()
+            if followups is not None:
+                await followups.stop()
             await engine_retry.stop()
             if outbox is not None:
                 await outbox.stop()
@@ -107,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     app.include_router(chat.router)
+    app.include_router(followup.router)
     app.include_router(offers.router)
     app.include_router(bookings.router)
     app.include_router(twilio.router)

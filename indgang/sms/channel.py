@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 
-from indgang import conversation, handoff, keys, transcript
+from indgang import conversation, followup, handoff, keys, transcript
 from indgang.booking import in_booking_form
 from indgang.erasure import erase_conversation
 from indgang.i18n import normalise_language, t
@@ -23,7 +23,7 @@ from indgang.inbound import Inbound, offline_reply
 from indgang.safety import crisis_lines
 from indgang.settings import Settings
 from indgang.sms import choices, keywords, optout, recipients
-from indgang.sms.compose import compose
+from indgang.sms.compose import compose, plain
 from indgang.sms.keywords import Keyword
 from indgang.sms.outbox import QueuedSms, SmsOutbox
 from indgang.sms.sender import SendKind, SmsSender
@@ -156,6 +156,8 @@ class SmsChannel:
         composed = compose(result.replies, result.language)
         if result.replies:
             await choices.remember(self.redis, conv, composed.choices, self.ttl)
+        if result.after:  # the consent question comes last, after any numbered choices
+            composed.text = plain("\n\n".join([composed.text, *(r.text for r in result.after)]))
         if sms.media_count:
             composed.text = f"{t('sms.media_with_text', result.language)}\n\n{composed.text}".strip()
         if composed.text:
@@ -196,6 +198,7 @@ class SmsChannel:
         lang = normalise_language(lang)
         if keyword == Keyword.STOP:
             new = await optout.stop(self.redis, conv)
+            await followup.forget_conversation(self.redis, conv)  # no SMS in a week either
             reply = t("sms.stop_confirmed", lang) if new else ""
         elif keyword == Keyword.START:
             await optout.start(self.redis, conv)
