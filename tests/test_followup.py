@@ -26,14 +26,14 @@ from test_sms_webhook import _form, _signature
 
 from indgang import followup, handoff, keys, transcript
 from indgang.devstack import Stack, free_port
-from indgang.dialogue import OfferCard, Reply
+from indgang.dialogue import Button, OfferCard, Reply
 from indgang.followup import FollowUpSender
 from indgang.i18n import t
 from indgang.inbound import Inbound
 from indgang.redis_store import connect
 from indgang.settings import Settings
 from indgang.sms import recipients
-from indgang.sms.compose import measure
+from indgang.sms.compose import compose, measure
 from indgang.staff.accounts import Role
 from webhook.citizen import TOKEN_HEADER
 from webhook.routers.followup import FOLLOWUP_HEADER
@@ -188,6 +188,19 @@ async def test_a_turn_with_offers_asks_for_consent_once_and_yes_keeps_a_followup
 
     off = Inbound(redis, GuidingEngine(), settings.model_copy(update={"followup_enabled": False}))
     assert (await off.handle("web-unasked-0123456789abcdef", "jeg har gæld", "web")).after == []
+
+
+def test_by_sms_the_consent_comes_after_the_numbered_choices_in_the_same_sms() -> None:
+    guidance = Reply(
+        text="Her er et sted.", buttons=[Button(title="Book en samtale", payload="/book_contact")]
+    )
+    consent = Reply(
+        text=t("followup.consent", "da", when="om en uge") + " " + t("followup.reply_yes_no", "da")
+    )
+    composed = compose([guidance], "da", after=[consent])
+    assert composed.text.index("1) Book en samtale") < composed.text.index("Må vi skrive")
+    assert composed.text.endswith("Svar JA eller NEJ.")
+    assert [b.payload for b in composed.choices] == ["/book_contact"]  # JA/NEJ are words, not numbers
 
 
 # --- SMS ---------------------------------------------------------------------------------------

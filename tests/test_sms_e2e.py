@@ -126,10 +126,12 @@ def test_a_guidance_conversation_by_sms(
     assert user_messages[-1] == choices[1]["payload"]  # "2" went on as the second button
 
     answer = text(sms_gateway, twilio, number, "Min søn på 17 har autisme og kommer ikke i skolen")
-    replies = _bot_turn(store, conv)
+    *replies, consent = _bot_turn(store, conv)  # the gateway asks for a follow-up after guidance
     offers = [o for r in replies for o in r.offers]
     assert offers, replies
-    assert answer == compose(replies, "da").text
+    assert consent.text.startswith("Må vi skrive til dig om en uge")
+    assert answer == compose(replies, "da", after=[consent]).text
+    assert answer.endswith("Svar JA eller NEJ.")
     assert all(plain(short_title(o.title)) in answer for o in offers)
     sms = measure(answer)
     assert sms.encoding == "GSM-7" and sms.segments <= 2, sms

@@ -23,7 +23,7 @@ from indgang.inbound import Inbound, offline_reply
 from indgang.safety import crisis_lines
 from indgang.settings import Settings
 from indgang.sms import choices, keywords, optout, recipients
-from indgang.sms.compose import compose, plain
+from indgang.sms.compose import compose
 from indgang.sms.keywords import Keyword
 from indgang.sms.outbox import QueuedSms, SmsOutbox
 from indgang.sms.sender import SendKind, SmsSender
@@ -153,11 +153,9 @@ class SmsChannel:
             if picked is not None:
                 message, metadata = picked.payload, {**metadata, "sms_choice": text}
         result = await self.inbound.handle(conv, message, channel="sms", metadata=metadata)
-        composed = compose(result.replies, result.language)
+        composed = compose(result.replies, result.language, after=result.after)
         if result.replies:
             await choices.remember(self.redis, conv, composed.choices, self.ttl)
-        if result.after:  # the consent question comes last, after any numbered choices
-            composed.text = plain("\n\n".join([composed.text, *(r.text for r in result.after)]))
         if sms.media_count:
             composed.text = f"{t('sms.media_with_text', result.language)}\n\n{composed.text}".strip()
         if composed.text:
