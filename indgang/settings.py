@@ -147,7 +147,7 @@ class Settings(BaseSettings):
     booking_min_notice_minutes: int = Field(default=120, ge=0)  # earliest bookable start from now
     booking_horizon_days: int = Field(default=21, ge=1)  # how far ahead slots are offered
     booking_reminder_hour: int = Field(default=10, ge=0, le=23)  # local hour of the day-before SMS
-    booking_scheduler_interval_seconds: float = Field(default=5.0, gt=0)  # how often SMS are due
+    booking_scheduler_interval_seconds: float = Field(default=5.0, gt=0)  # due SMS and follow-ups
 
     # While Redis is unreachable, inbound messages wait in this local spool (append-only JSON
     # lines, personal data: mode 0600) and are replayed when it is back (indgang/spool.py).
