@@ -182,8 +182,14 @@ async def satisfaction(redis: aioredis.Redis) -> dict[int, int]:
 # --- consent --------------------------------------------------------------------------------------
 
 
+_ENGINE_YES_NO = frozenset({"/affirm", "/deny"})
+
+
 def types_shown(replies: list[Reply], booked: bool) -> list[str]:
-    """The offer types the turn showed (and "booking" when it confirmed one), in order."""
+    """The offer types the turn showed (and "booking" when it confirmed one), in order. None when
+    the turn itself asks a yes/no question: a "ja" must answer that one, not ours."""
+    if any(b.payload in _ENGINE_YES_NO for reply in replies for b in reply.buttons):
+        return []
     found = [offer.type for reply in replies for offer in reply.offers if not reply.crisis]
     return list(dict.fromkeys([*found, *([BOOKING_TYPE] if booked else [])]))
 

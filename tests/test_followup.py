@@ -152,13 +152,16 @@ def test_answers_are_read_in_danish_and_english_and_other_words_are_no_answer() 
         assert measure(t("satisfaction.question", lang)).segments == 1
 
 
+def offer() -> OfferCard:
+    return OfferCard(id="gaeld-1", type="gaeldsraadgivning", title="Gældsrådgivning")
+
+
 class GuidingEngine:
     """Stands in for Rasa in this domain test of the trigger (the gateway's own logic): every
     turn shows one offer. The real engine's turn is tested on the stack at the end."""
 
     async def send(self, conversation_id: str, text: str, metadata: dict[str, Any]) -> list[Reply]:
-        offer = OfferCard(id="gaeld-1", type="gaeldsraadgivning", title="Gældsrådgivning")
-        return [Reply(text="Her er et sted, der kan hjælpe.", offers=[offer])]
+        return [Reply(text="Her er et sted, der kan hjælpe.", offers=[offer()])]
 
     async def record_staff_turn(self, conversation_id: str, text: str, staff: str) -> None:
         return None
@@ -186,6 +189,8 @@ async def test_a_turn_with_offers_asks_for_consent_once_and_yes_keeps_a_followup
     record = await redis.hgetall(keys.followup(followup_id))
     assert json.loads(record["types"]) == ["gaeldsraadgivning"] and record["channel"] == "sms"
 
+    asking = [Reply(text="Vil du booke?", buttons=[Button(title="Ja", payload="/affirm")], offers=[offer()])]
+    assert followup.types_shown(asking, booked=True) == []  # its own yes/no question comes first
     off = Inbound(redis, GuidingEngine(), settings.model_copy(update={"followup_enabled": False}))
     assert (await off.handle("web-unasked-0123456789abcdef", "jeg har gæld", "web")).after == []
 
