@@ -314,11 +314,11 @@ async def visit(redis: aioredis.Redis, settings: Settings, web_key: str, now: fl
     token = await conversation.start_web(redis, conv, ttl)
     assert token is not None  # a fresh random id is never taken
     await conversation.touch(redis, conv, "web", language, ttl)
-    await _ask(redis, settings, conv, "web", language, json.loads(record["types"]))
+    await _put_question(redis, settings, conv, "web", language, json.loads(record["types"]))
     return WebVisit("asked", conv, token, language)
 
 
-async def _ask(
+async def _put_question(
     redis: aioredis.Redis, settings: Settings, conv: str, channel: str, language: str, types: list[str]
 ) -> Reply:
     question = _question(language, buttons=channel == "web")
@@ -390,7 +390,9 @@ class FollowUpSender:
         language = record["language"]
         # A stale "2" from a week ago must not pick a button now.
         await choices.remember(self.redis, conv, [], self.settings.conversation_ttl_seconds)
-        question = await _ask(self.redis, self.settings, conv, "sms", language, json.loads(record["types"]))
+        question = await _put_question(
+            self.redis, self.settings, conv, "sms", language, json.loads(record["types"])
+        )
         await self.outbox.put(f"followup.{claim.member}", [QueuedSms(number, conv, question.text)])
         await self.redis.delete(keys.followup_of(conv))
         return 1
