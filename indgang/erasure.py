@@ -10,7 +10,7 @@ from typing import Literal
 
 import redis.asyncio as aioredis
 
-from indgang import events, keys
+from indgang import events, followup, keys
 from indgang.booking import erase_conversation_bookings
 from indgang.events import EventType, emit
 from indgang.settings import Settings
@@ -26,13 +26,15 @@ async def erase_conversation(
     """Delete every booking the conversation made (a confirmed one is cancelled first, so its
     slot is free again), the transcript, record, handoff and its place in the staff queue, Rasa's
     tracker and lock, the SMS number and delivery records, SMS still queued to it, messages
-    waiting for the engine, and every queued event, pending delivery and dead letter about it.
+    waiting for the engine, a pending follow-up, and every queued event, pending delivery and
+    dead letter about it.
 
     Returns how many conversation keys were deleted. Then `conversation.erased` (the id only)
     tells the municipality's systems to erase their copies; it leaves the queue once delivered.
     What is kept: the audit log's entries, which name the conversation only by its pseudonym.
     """
     await erase_conversation_bookings(redis, settings, conversation_id)
+    await followup.forget_conversation(redis, conversation_id)
     async with redis.pipeline(transaction=True) as pipe:
         pipe.delete(*keys.conversation_keys(conversation_id))
         pipe.zrem(keys.handoff_queue(), conversation_id)

@@ -11,12 +11,13 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from indgang import conversation, engine_retry, handoff, metrics, safety, transcript
+from indgang import conversation, engine_retry, followup, handoff, metrics, safety, transcript
 from indgang.booking import current_booking
 from indgang.dialogue import Button, DialogueEngine, EngineUnavailable, OfferCard, Reply
 from indgang.events import EventType, emit
@@ -52,6 +53,10 @@ class Turn:
     handoff: str = "none"
     booking: dict[str, Any] | None = None
     engine_down: bool = False
+    # A question the gateway adds after the turn's replies (the follow-up consent): on the web
+    # one more reply, on SMS the last lines of the same SMS.
+    after: list[Reply] = field(default_factory=list)
+    followup_key: str | None = None  # a web consent: the page keeps it to be asked later
 
 
 def offline_reply(text: str, language: str | None, saved: bool) -> tuple[Reply, str]:
@@ -68,10 +73,17 @@ def offline_reply(text: str, language: str | None, saved: bool) -> tuple[Reply, 
 
 
 class Inbound:
-    def __init__(self, redis: aioredis.Redis, engine: DialogueEngine, settings: Settings) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        engine: DialogueEngine,
+        settings: Settings,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.redis = redis
         self.engine = engine
         self.settings = settings
+        self.clock = clock  # when a follow-up consented to now is due
 
     @property
     def ttl(self) -> int:
@@ -100,6 +112,13 @@ class Inbound:
             # The citizen took the queue's offer of a booking: out of the queue, to the booking form.
             await handoff.close(self.redis, conversation_id, self.ttl)
             state = await handoff.get(self.redis, conversation_id)
+        # A question the gateway asked waits for this one message, answer or not.
+        pending = await followup.take_pending(self.redis, conversation_id)
+        answered = None
+        if pending is not None and not assessment.crisis and not state.with_staff:
+            answered = await followup.answer(
+                self.redis, self.settings, conversation_id, channel, lang, pending, text, self.clock()
+            )
         if assessment.crisis:
             route = f"crisis_{assessment.risk}"
             metrics.CRISES.labels(channel).inc()
@@ -112,17 +131,38 @@ class Inbound:
             turn.replies = [
                 Reply(text=t("safety.child_concern", lang), offers=offers_of_type("bekymring_barn", lang))
             ]
+        elif answered is not None:
+            route = "followup"
+            turn.replies, turn.followup_key = answered.replies, answered.web_key
         else:
             route = "engine"
+            before = await current_booking(self.redis, conversation_id)
             turn.replies, turn.engine_down = await self._ask_engine(
                 conversation_id, text, channel, lang, metadata or {}
             )
+            if not turn.engine_down:
+                turn.after = await self._ask_consent(conversation_id, channel, lang, turn.replies, before)
 
-        await self.store_replies(conversation_id, channel, turn.replies)
+        await self.store_replies(conversation_id, channel, turn.replies + turn.after)
         turn.handoff = (await handoff.get(self.redis, conversation_id)).api_state
         turn.booking = await current_booking(self.redis, conversation_id)
         metrics.TURN_SECONDS.labels(route).observe(time.perf_counter() - started)
         return turn
+
+    async def _ask_consent(
+        self,
+        conversation_id: str,
+        channel: str,
+        lang: str,
+        replies: list[Reply],
+        before: dict[str, Any] | None,
+    ) -> list[Reply]:
+        """After guidance (offers shown) or a booking confirmed in this turn: may we ask later?"""
+        after = await current_booking(self.redis, conversation_id)
+        booked = after is not None and after.get("state") == "confirmed" and before != after
+        types = followup.types_shown(replies, booked)
+        ask = await followup.ask_consent(self.redis, self.settings, conversation_id, channel, lang, types)
+        return [ask] if ask else []
 
     async def store_replies(self, conversation_id: str, channel: str, replies: list[Reply]) -> None:
         for reply in replies:

@@ -121,6 +121,7 @@ def conversation_keys(conversation_id: str) -> list[str]:
         sms_stop_pending(conversation_id),
         engine_waiting_messages(conversation_id),
         staff_opened(conversation_id),
+        *followup_conversation_keys(conversation_id),
         rasa_lock(conversation_id),
     ]
 
@@ -302,3 +303,61 @@ def events_deliveries() -> str:
     """Hash: delivery id -> a delivery waiting in events_retries() (event body, URL, attempts);
     swept with the dead letters."""
     return f"{PREFIX}:events:deliveries"
+
+
+# --- follow-up and satisfaction (indgang/followup.py) -------------------------------------------
+
+
+def followup_consent_asked(conversation_id: str) -> str:
+    """Marker that the follow-up consent was asked in this conversation (once); its TTL."""
+    return f"{PREFIX}:conv:{conversation_id}:followup:consent:asked"
+
+
+def followup_pending(conversation_id: str) -> str:
+    """String (JSON): the one question the gateway asked and awaits an answer to (follow-up
+    consent, the follow-up itself, or satisfaction), with the offer types it is about; the next
+    message takes it, answer or not. Days (FOLLOWUP_ANSWER_SECONDS)."""
+    return f"{PREFIX}:conv:{conversation_id}:followup:pending"
+
+
+def followup_of(conversation_id: str) -> str:
+    """String: the id of the follow-up the conversation consented to, so erasure finds it; lives
+    as long as the follow-up."""
+    return f"{PREFIX}:conv:{conversation_id}:followup"
+
+
+def satisfaction_asked(conversation_id: str) -> str:
+    """Marker that the satisfaction question was asked in this conversation (never again); its TTL."""
+    return f"{PREFIX}:conv:{conversation_id}:satisfaction:asked"
+
+
+def followup_conversation_keys(conversation_id: str) -> list[str]:
+    return [
+        followup_consent_asked(conversation_id),
+        followup_pending(conversation_id),
+        followup_of(conversation_id),
+        satisfaction_asked(conversation_id),
+    ]
+
+
+def followup(followup_id: str) -> str:
+    """Hash: a consented follow-up (conversation, channel, language, offer types, due); no words,
+    no number. Lives until FOLLOWUP_KEEP_SECONDS after it is due, or until asked."""
+    return f"{PREFIX}:followup:{followup_id}"
+
+
+def followup_due() -> str:
+    """Sorted set of SMS follow-ups by id, scored by due (or lease deadline) epoch; each is
+    removed once asked, dropped or erased (indgang/outbox.py's leases)."""
+    return f"{PREFIX}:followup:due"
+
+
+def followup_outcomes() -> str:
+    """Hash: "<offer type>:<yes|no|partly>" -> count. Counts only: no conversation, words or
+    number; kept as the service's statistics."""
+    return f"{PREFIX}:stats:followup"
+
+
+def satisfaction_counts() -> str:
+    """Hash: "1".."5" -> count. Counts only; kept as the service's statistics."""
+    return f"{PREFIX}:stats:satisfaction"

@@ -147,7 +147,7 @@ class Settings(BaseSettings):
     booking_min_notice_minutes: int = Field(default=120, ge=0)  # earliest bookable start from now
     booking_horizon_days: int = Field(default=21, ge=1)  # how far ahead slots are offered
     booking_reminder_hour: int = Field(default=10, ge=0, le=23)  # local hour of the day-before SMS
-    booking_scheduler_interval_seconds: float = Field(default=5.0, gt=0)  # how often SMS are due
+    booking_scheduler_interval_seconds: float = Field(default=5.0, gt=0)  # due SMS and follow-ups
 
     # While Redis is unreachable, inbound messages wait in this local spool (append-only JSON
     # lines, personal data: mode 0600) and are replayed when it is back (indgang/spool.py).
@@ -156,6 +156,13 @@ class Settings(BaseSettings):
     spool_replay_interval_seconds: float = Field(default=2.0, gt=0)
     booking_collecting_ttl_seconds: int = 60 * 60 * 12  # a form left half-way stops counting
     tovholder_link_ttl_seconds: int = 60 * 60 * 24 * 365  # phone hash -> the citizen's tovholder
+
+    # Follow-up (indgang/followup.py): after guidance or a booking the citizen is asked whether
+    # we may ask, this much later, whether help came; and after staff close a conversation,
+    # how satisfied they were (1-5).
+    followup_enabled: bool = True
+    followup_delay_seconds: int = Field(default=60 * 60 * 24 * 7, ge=0)
+    satisfaction_enabled: bool = True
 
     # Staff console and handoff
     staff_opening_hours: str = "mon-thu 08:00-15:00; fri 08:00-13:00"  # local time (BOOKING_TIMEZONE)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
@@ -136,13 +137,13 @@ def serving(settings: Settings) -> Iterator[str]:
 
 @contextlib.asynccontextmanager
 async def asgi_gateway(
-    settings: Settings, clock: Callable[[], float] | None = None
+    settings: Settings, clock: Callable[[], float] = time.time
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The gateway app with its lifespan, reached in-process as the proxy in front of it would;
-    `clock` moves the queue watch's time."""
+    `clock` is the gateway's time for follow-ups (tests move it a week on)."""
     from webhook.main import create_app
 
-    app = create_app(settings, clock) if clock else create_app(settings)
+    app = create_app(settings, clock)
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),

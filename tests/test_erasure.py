@@ -341,12 +341,14 @@ DURABLE = {
     "indgang:staff:account:": "staff accounts: kept until the account is removed",
     "indgang:staff:audit": "the audit log: append-only accountability; names conversations by pseudonym",
     "indgang:tovholder:": "tovholder calendars: slot -> booking id; past slots are dropped at each booking",
+    "indgang:stats:": "follow-up outcomes and satisfaction: counts only, naming no conversation",
 }
 SWEPT = {
     "indgang:handoff:queue": "members whose handoff expired are dropped whenever the queue is read",
     "indgang:handoff:watch": "a conversation goes once picked up, closed, erased or expired",
     "indgang:bookings": "ids of expired bookings are dropped whenever bookings are listed",
     "indgang:booking:notifications": "each notice is removed when it is due (or its booking erased)",
+    "indgang:followup:due": "each follow-up is removed when asked (or its conversation erased or stopped)",
     "indgang:events": "trimmed to EVENTS_RETENTION_SECONDS; delivered entries are deleted",
     "indgang:events:deliveries": "swept after EVENTS_RETENTION_SECONDS",
     "indgang:events:retries": "an entry goes with its delivery",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import redis.asyncio as aioredis
@@ -47,11 +48,16 @@ def spool(state: StateDep) -> Spool:
     return state.spool
 
 
+def clock(state: StateDep) -> Callable[[], float]:
+    return state.clock
+
+
 SettingsDep = Annotated[Settings, Depends(settings)]
 SpoolDep = Annotated[Spool, Depends(spool)]
 RedisDep = Annotated[aioredis.Redis, Depends(redis)]
 InboundDep = Annotated[Inbound, Depends(inbound)]
 FeedDep = Annotated[TranscriptFeed, Depends(feed)]
+ClockDep = Annotated[Callable[[], float], Depends(clock)]
 
 
 def staff_console(state: StateDep) -> StaffConsole:

@@ -15,6 +15,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from indgang.booking.notifications import BookingNotifier
 from indgang.engine_retry import EngineRetry
+from indgang.followup import FollowUpSender
 from indgang.i18n import t
 from indgang.inbound import Inbound
 from indgang.live import TranscriptFeed
@@ -35,7 +36,18 @@ from webhook.errors import ApiError
 from webhook.hsts import StrictTransportSecurity
 from webhook.limits import BodySizeLimit
 from webhook.rasa_engine import RasaEngine
-from webhook.routers import bookings, chat, chat_stream, health, offers, pages, staff, staff_api, twilio
+from webhook.routers import (
+    bookings,
+    chat,
+    chat_stream,
+    followup,
+    health,
+    offers,
+    pages,
+    staff,
+    staff_api,
+    twilio,
+)
 from webhook.schemas import error_responses
 from webhook.staff_session import Forbidden, LoginRequired, session_middleware
 from webhook.state import GatewayState
@@ -45,8 +57,8 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, clock: Callable[[], float] = time.time) -> FastAPI:
-    """The gateway for `settings`; `clock` (epoch seconds) drives the queue watch, so tests can
-    move time instead of waiting."""
+    """The gateway for `settings`; `clock` (epoch seconds) drives the queue watch and when
+    follow-ups fall due, so tests can move time instead of waiting."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -57,10 +69,16 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
                 http, settings.rasa_url, settings.rasa_auth_token, settings.rasa_timeout_seconds
             )
             feed = TranscriptFeed(redis, per_client=settings.streams_per_client, total=settings.streams_total)
-            inbound = Inbound(redis, engine, settings)
+            inbound = Inbound(redis, engine, settings, clock)
             spool = Spool(settings.spool_dir, settings.spool_max_bytes)
             app.state.gateway = GatewayState(
-                settings=settings, redis=redis, http=http, inbound=inbound, feed=feed, spool=spool
+                settings=settings,
+                redis=redis,
+                http=http,
+                inbound=inbound,
+                feed=feed,
+                spool=spool,
+                clock=clock,
             )
             offers.warm_search()
             sender = SmsSender(redis, settings)
@@ -70,6 +88,10 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
             outbox = SmsOutbox(redis, settings, sender) if twilio_api.is_configured(settings) else None
             if outbox is not None:
                 outbox.start()
+            # Follow-ups go out by SMS: like the outbox, only where Twilio is set up.
+            followups = FollowUpSender(redis, settings, clock) if outbox is not None else None
+            if followups is not None:
+                followups.start()
             engine_retry = EngineRetry(app.state.gateway.inbound)
             engine_retry.start()
             queue_watch = QueueWatch(inbound, clock)
@@ -87,6 +109,8 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
             await feed.stop()
             await dispatcher.stop()
             await notifier.stop()
+            if followups is not None:
+                await followups.stop()
             await engine_retry.stop()
             await queue_watch.stop()
             if outbox is not None:
@@ -117,6 +141,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     unavailable = error_responses(503)
     app.include_router(health.router)
     app.include_router(chat.router, responses=unavailable)
+    app.include_router(followup.router, responses=unavailable)
     app.include_router(offers.router)
     app.include_router(bookings.router, responses=unavailable)
     app.include_router(twilio.router)  # the SMS webhook answers in TwiML; /status declares 503

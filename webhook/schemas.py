@@ -64,6 +64,17 @@ class ChatResponse(BaseModel):
     language: Literal["da", "en"] = "da"
     # Only in the answer to the message that created the conversation; see webhook/citizen.py.
     conversation_token: str | None = None
+    # Only in the answer that gave consent to a follow-up: the page keeps it (localStorage) and
+    # sends it to POST /api/v1/followup on a later visit.
+    followup_key: str | None = None
+
+
+class FollowUpVisit(BaseModel):
+    """A due follow-up, asked in a new conversation: the page continues in it."""
+
+    conversation_id: str
+    conversation_token: str
+    language: Literal["da", "en"] = "da"
 
 
 class TranscriptMessage(BaseModel):

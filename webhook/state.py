@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import httpx
 import redis.asyncio as aioredis
@@ -21,3 +23,4 @@ class GatewayState:
     inbound: Inbound
     feed: TranscriptFeed  # the one Redis reader behind every live stream
     spool: Spool  # inbound messages kept while Redis is unreachable
+    clock: Callable[[], float] = field(default=time.time)  # epoch seconds; tests move it

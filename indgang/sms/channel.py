@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 
-from indgang import conversation, handoff, keys, transcript
+from indgang import conversation, followup, handoff, keys, transcript
 from indgang.booking import in_booking_form
 from indgang.erasure import erase_conversation
 from indgang.i18n import normalise_language, t
@@ -155,7 +155,7 @@ class SmsChannel:
             if picked is not None:
                 message, metadata = picked.payload, {**metadata, "sms_choice": text}
         result = await self.inbound.handle(conv, message, channel="sms", metadata=metadata)
-        composed = compose(result.replies, result.language)
+        composed = compose(result.replies, result.language, after=result.after)
         if result.replies:
             await choices.remember(self.redis, conv, composed.choices, self.ttl)
         if sms.media_count:
@@ -198,6 +198,7 @@ class SmsChannel:
         lang = normalise_language(lang)
         if keyword == Keyword.STOP:
             new = await optout.stop(self.redis, conv)
+            await followup.forget_conversation(self.redis, conv)  # no SMS in a week either
             reply = t("sms.stop_confirmed", lang) if new else ""
         elif keyword == Keyword.START:
             await optout.start(self.redis, conv)

@@ -150,9 +150,10 @@ def _block(reply: Reply, language: str, compact: bool) -> str:
     return "\n".join(lines)
 
 
-def compose(replies: list[Reply], language: str) -> Composition:
+def compose(replies: list[Reply], language: str, after: list[Reply] | None = None) -> Composition:
     """One turn's replies as one SMS text (SMS may arrive out of order, so a turn is one message):
-    the emergency reply first, buttons numbered across the turn."""
+    the emergency reply first, buttons numbered across the turn; `after` (a question the gateway
+    adds, answered in words) comes last, after the numbers, and counts in the size."""
     ordered = sorted(replies, key=lambda r: not r.crisis)
     choices = list({b.payload: b for r in ordered for b in r.buttons}.values())
 
@@ -160,6 +161,7 @@ def compose(replies: list[Reply], language: str) -> Composition:
         blocks = [_block(r, language, compact) for r in ordered]
         if choices:
             blocks.append(numbered(choices, language))
+        blocks += [r.text for r in after or []]
         return plain("\n\n".join(b for b in blocks if b))
 
     text = render(compact=False)

@@ -13,7 +13,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from indgang import conversation, handoff, keys, transcript
+from indgang import conversation, followup, handoff, keys, transcript
 from indgang.booking import current_booking
 from indgang.dialogue import DialogueEngine
 from indgang.events import EventType, emit
@@ -154,8 +154,10 @@ class StaffConsole:
         holder = "" if member.is_admin else member.username
         await handoff.close(self.redis, conversation_id, self.ttl, staff=holder)
         await audit.record(self.redis, member.username, "close", conversation_id)
-        text = t("staff.closed_conversation", await self._language(conversation_id))
+        language = await self._language(conversation_id)
+        text = t("staff.closed_conversation", language)
         await deliver_to_citizen(self.redis, self.settings, conversation_id, text, sender="bot")
+        await followup.ask_satisfaction(self.redis, self.settings, conversation_id, language)
 
     async def _require_holder(self, conversation_id: str, member: StaffMember) -> None:
         state = await handoff.get(self.redis, conversation_id)

@@ -73,15 +73,17 @@ async def _chat(
     turn = await inbound.handle(body.conversation_id, body.text, "web", body.language)
     response = ChatResponse(
         conversation_id=turn.conversation_id,
-        replies=turn.replies,
+        replies=turn.replies + turn.after,
         handoff=turn.handoff,
         booking=turn.booking,
         language=turn.language,
         conversation_token=access.new_token,
+        followup_key=turn.followup_key,
     )
     payload = response.model_dump(mode="json")
-    if payload["conversation_token"] is None:
-        del payload["conversation_token"]  # handed out once; later answers simply lack it
+    for once in ("conversation_token", "followup_key"):
+        if payload[once] is None:
+            del payload[once]  # handed out once; later answers simply lack it
     return JSONResponse(payload, status_code=503 if turn.engine_down else 200)
 
 
@@ -107,7 +109,7 @@ async def _store_down(body: ChatRequest, access: ChatConversation, spool: SpoolD
         language=lang,
         conversation_token=access.new_token,
     )
-    payload = response.model_dump(mode="json")
+    payload = response.model_dump(mode="json", exclude={"followup_key"})
     if payload["conversation_token"] is None:
         del payload["conversation_token"]
     return JSONResponse(payload, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})

@@ -18,10 +18,12 @@
     conversation: "indgang.conversation",
     token: "indgang.token",
     language: "indgang.language",
+    followup: "indgang.followup",
   };
   const CONVERSATION_ID = /^[A-Za-z0-9_-]{16,128}$/; // as the gateway checks it
   const TOKEN = /^[A-Za-z0-9_-]{22,256}$/;
   const TOKEN_HEADER = "X-Conversation-Token";
+  const FOLLOWUP_HEADER = "X-Followup-Key";
   const POLL_MS = 4000;
   const RETRY_MS = 3000; // how soon a dropped live stream is opened again
   const ANNOUNCE_KEEP_MS = 10000;
@@ -567,6 +569,10 @@
           .json()
           .catch(() => null);
         if (answer && typeof answer.conversation_token === "string") keepToken(id, answer.conversation_token);
+        // The citizen agreed to be asked later whether help came: the key (not the token) stays.
+        if (answer && typeof answer.followup_key === "string" && TOKEN.test(answer.followup_key)) {
+          store.set(STORAGE.followup, answer.followup_key);
+        }
       } catch (error) {
         response = null;
       } finally {
@@ -731,6 +737,30 @@
     });
   }
 
+  /* A follow-up the citizen agreed to, on a later visit: its key (kept across visits, unlike the
+     conversation's token, and opening nothing but the one question) is shown to the gateway,
+     which asks it in a new conversation once it is due. */
+  async function followUp() {
+    const key = store.get(STORAGE.followup);
+    if (!key || !TOKEN.test(key)) return;
+    let response;
+    try {
+      response = await fetch(API + "/followup", {
+        method: "POST",
+        headers: { [FOLLOWUP_HEADER]: key, Accept: "application/json" },
+      });
+    } catch (error) {
+      return; // asked on a later visit
+    }
+    if (response.status === 404 || response.status === 200) store.remove(STORAGE.followup);
+    if (response.status !== 200 || state.id) return; // the citizen began writing meanwhile
+    const found = await response.json();
+    state.id = found.conversation_id;
+    keepToken(found.conversation_id, found.conversation_token);
+    await catchUp(true);
+    followLive();
+  }
+
   // --- start --------------------------------------------------------------------------------
 
   texts["welcome.buttons"].forEach((button) => state.titles.set(button.payload, button.title));
@@ -748,5 +778,7 @@
       if (last && !last.classList.contains("msg-welcome")) reveal(last, "end");
       followLive();
     })();
+  } else {
+    followUp().catch(() => {});
   }
 })();
