@@ -418,6 +418,9 @@ def _api_calls(settings: Settings, token: str) -> dict[tuple[str, str], dict[str
         ("POST", "/api/v1/chat"): {
             "url": "/api/v1/chat", "json": {"conversation_id": WEB_ID, "text": CALM}, "headers": mine
         },
+        ("POST", "/api/v1/followup"): {
+            "url": "/api/v1/followup", "headers": {"X-Followup-Key": "k" * 32}
+        },
         ("GET", "/api/v1/chat/{conversation_id}/messages"): {
             "url": f"/api/v1/chat/{WEB_ID}/messages", "headers": mine
         },
