@@ -87,6 +87,9 @@ async def citizen(
     await asyncio.sleep(rng.uniform(0, think))  # citizens arrive spread out, not all at once
     while time.monotonic() < until:
         conversation_id = f"soak-{uuid.uuid4().hex}"
+        # each conversation is another citizen's, as the gateway's per-client limits assume (it
+        # trusts X-Forwarded-For from the local proxy address, TRUSTED_PROXIES)
+        client_address = f"198.18.{rng.randrange(256)}.{rng.randrange(1, 255)}"
         headers: dict[str, str] = {}
         load.started += 1
         for text in rng.choice(TURNS):
@@ -97,7 +100,7 @@ async def citizen(
                 response = await client.post(
                     f"{base}/api/v1/chat",
                     json={"conversation_id": conversation_id, "text": text},
-                    headers=headers,
+                    headers={"X-Forwarded-For": client_address, **headers},
                     timeout=120,
                 )
             except httpx.HTTPError as error:
