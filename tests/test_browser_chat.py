@@ -556,10 +556,14 @@ async def test_a_guidance_conversation_in_the_browser_with_the_real_bot(
 
     await greeting.get_by_role("button", name="Jeg er pårørende").click()
     await expect(chat.messages("user").last).to_have_text(re.compile("Jeg er pårørende"))
-    await expect(chat.messages("bot")).to_have_count(2, timeout=BOT_WAIT_MS)
+    # the relatives' offers, then once in the conversation: may we ask in a week whether help came?
+    await expect(chat.messages("bot")).to_have_count(3, timeout=BOT_WAIT_MS)
+    consent = chat.messages("bot").last
+    await expect(consent).to_contain_text("Må vi skrive til dig")
+    await expect(consent.get_by_role("button", name="Ja")).to_be_visible()
 
     await chat.say("min søn på 15 har autisme og vi har brug for aflastning")
-    await expect(chat.messages("bot")).to_have_count(3, timeout=BOT_WAIT_MS)
+    await expect(chat.messages("bot")).to_have_count(4, timeout=BOT_WAIT_MS)
     cards = chat.messages("bot").last.locator(".offer")
     await expect(cards.first).to_be_visible()
     await expect(cards.get_by_role("heading", name="Aflastning")).to_have_count(1)
