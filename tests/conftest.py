@@ -59,13 +59,23 @@ def base_settings(redis_stack: Stack) -> Settings:
     )
 
 
+@contextlib.asynccontextmanager
+async def flushed_redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
+    """A client on `settings`' database, empty before and after (modules with a database of
+    their own build their `redis` fixture on it)."""
+    client = connect(settings)
+    await client.flushdb()
+    try:
+        yield client
+    finally:
+        await client.flushdb()
+        await client.aclose()
+
+
 @pytest.fixture
 async def redis(base_settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    client = connect(base_settings)
-    await client.flushdb()
-    yield client
-    await client.flushdb()
-    await client.aclose()
+    async with flushed_redis(base_settings) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")

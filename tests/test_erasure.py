@@ -22,7 +22,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 from booking_helpers import MONDAY, at
-from conftest import asgi_gateway
+from conftest import asgi_gateway, flushed_redis
 from fakes.twilio_api import FakeTwilio
 from outbox_helpers import outbox_drained
 from pythonjsonlogger.json import JsonFormatter
@@ -96,11 +96,8 @@ def settings(base_settings: Settings, fake_twilio: FakeTwilio, receiver: Events)
 
 @pytest.fixture
 async def redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    client = connect(settings)
-    await client.flushdb()
-    yield client
-    await client.flushdb()
-    await client.aclose()
+    async with flushed_redis(settings) as client:
+        yield client
 
 
 class Logs(logging.Handler):

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from conftest import asgi_gateway
+from conftest import asgi_gateway, flushed_redis
 from fakes.twilio_api import FakeTwilio
 from outbox_helpers import outbox_drained
 from test_erasure import _staff, every_stored_text, hits
@@ -76,11 +76,8 @@ def settings(base_settings: Settings, fake_twilio: FakeTwilio) -> Settings:
 
 @pytest.fixture
 async def redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    client = connect(settings)
-    await client.flushdb()
-    yield client
-    await client.flushdb()
-    await client.aclose()
+    async with flushed_redis(settings) as client:
+        yield client
 
 
 @pytest.fixture
