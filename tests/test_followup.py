@@ -348,6 +348,31 @@ async def test_a_web_followup_is_asked_on_the_next_visit_and_delvis_offers_a_boo
     assert await followup.outcomes(redis) == {"krisecenter": {"yes": 0, "no": 0, "partly": 1}}
 
 
+async def test_a_followup_key_opens_nothing_of_the_conversation_it_came_from(
+    settings: Settings, redis: aioredis.Redis, clock: Clock
+) -> None:
+    """An attacker with a guessed key gets nothing; one with a real key gets only the question, in
+    a new conversation whose token does not open the old one's words."""
+    conv = "web-followup-attack-0123456789abcdef"
+    async with asgi_gateway(settings, clock) as client:
+        mine = await _web_conversation(client, conv, "min mand drikker hver dag")
+        await followup.ask_consent(redis, settings, conv, "web", "da", ["alkoholbehandling"])
+        agreed = await client.post(
+            "/api/v1/chat", json={"conversation_id": conv, "text": followup.CONSENT_YES}, headers=mine
+        )
+        key = agreed.json()["followup_key"]
+        clock.offset = WEEK + 60
+        guessed = await client.post("/api/v1/followup", headers={FOLLOWUP_HEADER: "x" * len(key)})
+        assert guessed.status_code == 404
+        visit = await client.post("/api/v1/followup", headers={FOLLOWUP_HEADER: key})
+        assert visit.status_code == 200 and "drikker" not in visit.text
+        theirs = {TOKEN_HEADER: visit.json()["conversation_token"]}
+        old = await client.get(f"/api/v1/chat/{conv}/messages", headers=theirs)
+        assert old.status_code == 403
+        as_token = await client.get(f"/api/v1/chat/{conv}/messages", headers={TOKEN_HEADER: key})
+        assert as_token.status_code == 403
+
+
 async def test_a_web_consent_answered_with_other_words_goes_on_and_is_not_asked_again(
     settings: Settings, redis: aioredis.Redis, clock: Clock
 ) -> None:
