@@ -7,6 +7,7 @@ import os
 
 from indgang import conversation_cli
 from indgang.catalogue import cli as catalogue_cli
+from indgang.records import cli as records_cli
 from indgang.settings import get_settings, get_settings_or_exit
 from indgang.staff import cli as staff_cli
 
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_train)
     catalogue_cli.add_commands(commands)
     staff_cli.add_commands(commands)
+    records_cli.add_commands(commands)
     conversation_cli.add_commands(commands)
     return parser
 

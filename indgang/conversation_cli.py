@@ -9,6 +9,8 @@ import asyncio
 import getpass
 
 from indgang.erasure import erase_conversation
+from indgang.records import db as records
+from indgang.records import migrate
 from indgang.redis_store import connect
 from indgang.settings import get_settings
 from indgang.staff import audit
@@ -34,12 +36,14 @@ def erase_command(args: argparse.Namespace) -> None:
 
     async def erase() -> int:
         settings = get_settings()
-        redis = connect(settings)
+        migrate.on_start(settings)
+        db, redis = records.connect(settings), connect(settings)
         try:
             deleted = await erase_conversation(redis, settings, args.conversation_id, requested_by="staff")
-            await audit.record(redis, f"cli:{getpass.getuser()}", "erase", args.conversation_id, reason)
+            await audit.record(db, f"cli:{getpass.getuser()}", "erase", args.conversation_id, reason)
         finally:
             await redis.aclose()
+            await db.aclose()
         return deleted
 
     print(f"erased: {asyncio.run(erase())} keys deleted")

@@ -61,6 +61,14 @@ class Settings(BaseSettings):
     redis_password: str | None = None
     redis_max_connections: int = Field(default=32, ge=2)  # per process; one is the stream reader's
 
+    # Durable records (staff accounts, the audit log; indgang/records): SQLAlchemy URL, a SQLite
+    # file by default (zero configuration), PostgreSQL in production, e.g.
+    # postgresql://indgang@db.internal/indgang (the driver, psycopg 3, is chosen by the code).
+    database_url: str = f"sqlite:///{PROJECT_DIR / '.run' / 'indgang.sqlite3'}"
+    # Migrate to the newest schema whenever a process starts (on by default in development;
+    # production runs `indgang db upgrade` as a deploy step).
+    database_migrate_on_start: bool | None = None
+
     # Processes
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
@@ -223,6 +231,8 @@ class Settings(BaseSettings):
         for name in SECRET_FIELDS:
             if not getattr(self, name):  # development only (production refused it above)
                 setattr(self, name, new_secret())
+        if self.database_migrate_on_start is None:
+            self.database_migrate_on_start = not self.production
         if self.staff_cookie_secure is None:
             self.staff_cookie_secure = self.production
         return self

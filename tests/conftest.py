@@ -1,4 +1,5 @@
-"""Shared fixtures: a private real Redis for the whole run, and the real stack for end-to-end tests."""
+"""Shared fixtures: a private real Redis for the whole run, the SQL database of durable records
+(a SQLite file; PostgreSQL too for the record tests), and the real stack for end-to-end tests."""
 
 from __future__ import annotations
 
@@ -8,11 +9,16 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
+import pg_server
 import pytest
 import redis.asyncio as aioredis
 from fakes.twilio_api import FakeTwilio
+from sqlalchemy import delete
 
 from indgang.devstack import Stack, ensure_model, free_port
+from indgang.records import migrate
+from indgang.records.db import Database
+from indgang.records.models import Base
 from indgang.redis_store import connect
 from indgang.settings import Settings
 
@@ -47,7 +53,23 @@ def redis_stack() -> Iterator[Stack]:
 
 
 @pytest.fixture(scope="session")
-def base_settings(redis_stack: Stack) -> Settings:
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The records of the test run in a SQLite file, migrated as `indgang db upgrade` does."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('records') / 'indgang.sqlite3'}"
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgresql_url() -> Iterator[str]:
+    """A private database on PostgreSQL (pg_server says which server), migrated, dropped after."""
+    with pg_server.server() as server, pg_server.private_database(server) as url:
+        migrate.upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def base_settings(redis_stack: Stack, sqlite_url: str) -> Settings:
     # Staff "always open", so what a waiting citizen is told does not depend on the test's clock.
     # The suite is one client (loopback) standing for many citizens: limits per client are
     # tested with their own settings (tests/test_client_limits.py).
@@ -55,20 +77,32 @@ def base_settings(redis_stack: Stack) -> Settings:
         ("client_chat_limit", "client_offers_limit", "client_streams_limit"), 100_000
     )
     return redis_stack.settings.model_copy(
-        update={"staff_opening_hours": "mon-sun 00:00-24:00", **client_limits}
+        update={"staff_opening_hours": "mon-sun 00:00-24:00", "database_url": sqlite_url, **client_limits}
     )
+
+
+async def empty_records(url: str) -> None:
+    database = Database(url)
+    try:
+        async with database.transaction() as session:
+            for table in reversed(Base.metadata.sorted_tables):
+                await session.execute(delete(table))
+    finally:
+        await database.aclose()
 
 
 @contextlib.asynccontextmanager
 async def flushed_redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    """A client on `settings`' database, empty before and after (modules with a database of
-    their own build their `redis` fixture on it)."""
+    """A client on `settings`' database, empty before and after, and so are the SQL records
+    (modules with a database of their own build their `redis` fixture on it)."""
     client = connect(settings)
     await client.flushdb()
+    await empty_records(settings.database_url)
     try:
         yield client
     finally:
         await client.flushdb()
+        await empty_records(settings.database_url)
         await client.aclose()
 
 
@@ -76,6 +110,25 @@ async def flushed_redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
 async def redis(base_settings: Settings) -> AsyncIterator[aioredis.Redis]:
     async with flushed_redis(base_settings) as client:
         yield client
+
+
+@pytest.fixture
+async def records(redis: aioredis.Redis, base_settings: Settings) -> AsyncIterator[Database]:
+    """The records of the settings every gateway in a test gets (emptied with `redis`)."""
+    database = Database(base_settings.database_url)
+    yield database
+    await database.aclose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db(request: pytest.FixtureRequest) -> AsyncIterator[Database]:
+    """For the record tests: each runs on SQLite and on PostgreSQL, on empty tables."""
+    url = request.getfixturevalue(f"{request.param}_url")
+    await empty_records(url)
+    database = Database(url)
+    yield database
+    await database.aclose()
+    await empty_records(url)
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from indgang.i18n import DEFAULT_LANGUAGE, t
 from indgang.inbound import Inbound
 from indgang.live import TranscriptFeed
 from indgang.ratelimit import Kind
+from indgang.records.db import Database
 from indgang.redis_store import UNREACHABLE
 from indgang.settings import Settings
 from indgang.spool import Spool
@@ -36,6 +37,10 @@ def redis(state: StateDep) -> aioredis.Redis:
     return state.redis
 
 
+def db(state: StateDep) -> Database:
+    return state.db
+
+
 def inbound(state: StateDep) -> Inbound:
     return state.inbound
 
@@ -55,13 +60,14 @@ def clock(state: StateDep) -> Callable[[], float]:
 SettingsDep = Annotated[Settings, Depends(settings)]
 SpoolDep = Annotated[Spool, Depends(spool)]
 RedisDep = Annotated[aioredis.Redis, Depends(redis)]
+DbDep = Annotated[Database, Depends(db)]
 InboundDep = Annotated[Inbound, Depends(inbound)]
 FeedDep = Annotated[TranscriptFeed, Depends(feed)]
 ClockDep = Annotated[Callable[[], float], Depends(clock)]
 
 
 def staff_console(state: StateDep) -> StaffConsole:
-    return StaffConsole(state.redis, state.settings, state.inbound.engine)
+    return StaffConsole(state.redis, state.db, state.settings, state.inbound.engine)
 
 
 ConsoleDep = Annotated[StaffConsole, Depends(staff_console)]

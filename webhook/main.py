@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import httpx
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from prometheus_client import start_http_server
@@ -21,6 +22,8 @@ from indgang.inbound import Inbound
 from indgang.live import TranscriptFeed
 from indgang.logging_setup import configure_logging
 from indgang.queue_watch import QueueWatch
+from indgang.records import db as records
+from indgang.records import migrate
 from indgang.redis_store import connect
 from indgang.settings import Settings, get_settings, get_settings_or_exit
 from indgang.sms import twilio_api
@@ -63,7 +66,9 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await to_thread.run_sync(migrate.on_start, settings)
         redis = connect(settings)
+        db = records.connect(settings)
         async with httpx.AsyncClient() as http:
             engine = RasaEngine(
                 http, settings.rasa_url, settings.rasa_auth_token, settings.rasa_timeout_seconds
@@ -74,6 +79,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
             app.state.gateway = GatewayState(
                 settings=settings,
                 redis=redis,
+                db=db,
                 http=http,
                 inbound=inbound,
                 feed=feed,
@@ -116,6 +122,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
             if outbox is not None:
                 await outbox.stop()
         await redis.aclose()
+        await db.aclose()
 
     app = FastAPI(
         title="Indgang gateway",

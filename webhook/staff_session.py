@@ -20,7 +20,7 @@ from indgang.settings import Settings
 from indgang.staff import sessions
 from indgang.staff.accounts import StaffMember, get_account
 from indgang.staff.sessions import StaffSession, Stage
-from webhook.deps import RedisDep
+from webhook.deps import DbDep, RedisDep
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -126,8 +126,8 @@ async def current_session(session: AnySessionDep) -> StaffSession:
 SessionDep = Annotated[StaffSession, Depends(current_session)]
 
 
-async def current_staff(redis: RedisDep, session: SessionDep) -> StaffMember:
-    member = await get_account(redis, session.username)
+async def current_staff(db: DbDep, session: SessionDep) -> StaffMember:
+    member = await get_account(db, session.username)
     if member is None or member.disabled:  # ended since (its sessions end with it; this is a guard)
         raise LoginRequired
     return member

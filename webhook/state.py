@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 
 from indgang.inbound import Inbound
 from indgang.live import TranscriptFeed
+from indgang.records.db import Database
 from indgang.settings import Settings
 from indgang.spool import Spool
 
@@ -19,6 +20,7 @@ from indgang.spool import Spool
 class GatewayState:
     settings: Settings
     redis: aioredis.Redis
+    db: Database  # durable records (SQL)
     http: httpx.AsyncClient
     inbound: Inbound
     feed: TranscriptFeed  # the one Redis reader behind every live stream

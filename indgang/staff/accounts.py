@@ -1,5 +1,5 @@
-"""Staff accounts: a username, a role and an argon2 password hash in Redis, and optionally a
-TOTP secret (the second factor).
+"""Staff accounts: a username, a role and an argon2 password hash, and optionally a TOTP secret
+(the second factor), in the SQL database of durable records; their sessions stay in Redis.
 
 Accounts are made, changed, disabled and removed with `indgang staff ...`; in the console a
 staff member changes their own password and enrols TOTP. Changing, disabling or removing an
@@ -17,8 +17,11 @@ import redis.asyncio as aioredis
 from anyio import to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, or_, update
+from sqlalchemy.exc import IntegrityError
 
-from indgang import keys
+from indgang.records.db import Database
+from indgang.records.models import StaffAccount
 from indgang.staff import sessions, totp
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,39}$")
@@ -26,13 +29,6 @@ MIN_PASSWORD_LENGTH = 10
 _hasher = PasswordHasher()
 # Verified against when the username is unknown, so a wrong name takes as long as a wrong password.
 _UNKNOWN_USER_HASH = _hasher.hash("no such user: any password is wrong")
-
-# KEYS[1] the account. ARGV: the code's time step. Each step's code opens one login only.
-_USE_TOTP_STEP = """
-if tonumber(redis.call('HGET', KEYS[1], 'totp_last_step') or '-1') >= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'totp_last_step', ARGV[1])
-return 1
-"""
 
 
 class Role(StrEnum):
@@ -78,6 +74,7 @@ def _matches(stored: str, password: str) -> bool:
 
 
 async def add_account(
+    db: Database,
     redis: aioredis.Redis,
     username: str,
     password: str,
@@ -94,95 +91,133 @@ async def add_account(
     display_name = (display_name or "").strip()
     if not display_name:
         raise AccountError("a display name is needed (--name): citizens see it on every reply")
-    key = keys.staff_account(username)
-    if not replace and await redis.exists(key):
-        raise AccountError(f"the account {username!r} exists already (use --replace to change it)")
     member = StaffMember(username=username, role=Role(role), display_name=display_name)
-    await redis.hset(
-        key,
-        mapping={
-            "password_hash": await _hash(password),
-            "role": member.role.value,
-            "display_name": member.display_name,
-        },
-    )
+    password_hash = await _hash(password)
+    exists = AccountError(f"the account {username!r} exists already (use --replace to change it)")
+    try:
+        async with db.transaction() as session:
+            account = await session.get(StaffAccount, username, with_for_update=True)
+            if account is None:
+                session.add(
+                    StaffAccount(
+                        username=username,
+                        password_hash=password_hash,
+                        role=member.role.value,
+                        display_name=display_name,
+                        disabled=False,
+                    )
+                )
+            elif not replace:
+                raise exists
+            else:  # as before: a changed account keeps its second factor and its disabled mark
+                account.password_hash = password_hash
+                account.role = member.role.value
+                account.display_name = display_name
+    except IntegrityError as error:  # made by someone else meanwhile
+        raise exists from error
     await sessions.end_all(redis, username)
     return member
 
 
-async def get_account(redis: aioredis.Redis, username: str) -> StaffMember | None:
-    """The account, disabled or not (None when there is none)."""
-    data = await redis.hgetall(keys.staff_account(_normal(username)))
-    if not data:
-        return None
+def _member(account: StaffAccount) -> StaffMember:
     return StaffMember(
-        username=_normal(username),
-        role=Role(data["role"]),
-        display_name=data["display_name"],
-        has_totp=bool(data.get("totp_secret")),
-        disabled=data.get("disabled") == "1",
+        username=account.username,
+        role=Role(account.role),
+        display_name=account.display_name,
+        has_totp=bool(account.totp_secret),
+        disabled=account.disabled,
     )
 
 
-async def authenticate(redis: aioredis.Redis, username: str, password: str) -> StaffMember | None:
+async def get_account(db: Database, username: str) -> StaffMember | None:
+    """The account, disabled or not (None when there is none)."""
+    async with db.transaction() as session:
+        account = await session.get(StaffAccount, _normal(username))
+        return _member(account) if account is not None else None
+
+
+async def authenticate(db: Database, username: str, password: str) -> StaffMember | None:
     """The account when the password is right and the account is not disabled, else None."""
-    key = keys.staff_account(_normal(username))
-    stored = await redis.hget(key, "password_hash")
-    if not await to_thread.run_sync(_matches, stored or _UNKNOWN_USER_HASH, password) or stored is None:
+    async with db.transaction() as session:
+        account = await session.get(StaffAccount, _normal(username))
+    stored = account.password_hash if account is not None else None
+    if not await to_thread.run_sync(_matches, stored or _UNKNOWN_USER_HASH, password) or account is None:
         return None
-    if _hasher.check_needs_rehash(stored):  # parameters raised since the hash was made
-        await redis.hset(key, "password_hash", await _hash(password))
-    member = await get_account(redis, username)
-    return None if member is None or member.disabled else member
+    if _hasher.check_needs_rehash(account.password_hash):  # parameters raised since the hash was made
+        await _set_hash(db, account.username, await _hash(password))
+    return None if account.disabled else _member(account)
 
 
-async def set_password(redis: aioredis.Redis, username: str, password: str) -> None:
+async def _set_hash(db: Database, username: str, password_hash: str) -> None:
+    async with db.transaction() as session:
+        await session.execute(
+            update(StaffAccount).where(StaffAccount.username == username).values(password_hash=password_hash)
+        )
+
+
+async def set_password(db: Database, username: str, password: str) -> None:
     """A new password; the caller ends the account's other sessions."""
     check_password(password)
-    await redis.hset(keys.staff_account(_normal(username)), "password_hash", await _hash(password))
+    await _set_hash(db, _normal(username), await _hash(password))
 
 
-async def _existing(redis: aioredis.Redis, username: str) -> str:
-    key = keys.staff_account(_normal(username))
-    if not await redis.exists(key):
-        raise AccountError(f"there is no account {_normal(username)!r}")
-    return key
+async def _change(db: Database, username: str, **values: object) -> str:
+    """Set `values` on the account; AccountError when there is none. Its normal username."""
+    username = _normal(username)
+    async with db.transaction() as session:
+        changed = await session.execute(
+            update(StaffAccount).where(StaffAccount.username == username).values(**values)
+        )
+    if changed.rowcount == 0:  # type: ignore[attr-defined]
+        raise AccountError(f"there is no account {username!r}")
+    return username
 
 
-async def set_disabled(redis: aioredis.Redis, username: str, disabled: bool) -> int:
+async def set_disabled(db: Database, redis: aioredis.Redis, username: str, disabled: bool) -> int:
     """Disable (or enable again) an account; disabling ends its sessions. How many it ended."""
-    key = await _existing(redis, username)
-    if not disabled:
-        await redis.hdel(key, "disabled")
-        return 0
-    await redis.hset(key, "disabled", "1")
-    return await sessions.end_all(redis, _normal(username))
+    username = await _change(db, username, disabled=disabled)
+    return await sessions.end_all(redis, username) if disabled else 0
 
 
-async def remove_account(redis: aioredis.Redis, username: str) -> int:
+async def remove_account(db: Database, redis: aioredis.Redis, username: str) -> int:
     """Remove the account and end its sessions; how many it ended."""
-    await redis.delete(await _existing(redis, username))
-    return await sessions.end_all(redis, _normal(username))
+    username = _normal(username)
+    async with db.transaction() as session:
+        removed = await session.execute(delete(StaffAccount).where(StaffAccount.username == username))
+    if removed.rowcount == 0:  # type: ignore[attr-defined]
+        raise AccountError(f"there is no account {username!r}")
+    return await sessions.end_all(redis, username)
 
 
-async def enrol_totp(redis: aioredis.Redis, username: str, secret: str, used_step: int) -> None:
+async def enrol_totp(db: Database, username: str, secret: str, used_step: int) -> None:
     """Turn the second factor on with the secret just confirmed by the code of `used_step`."""
-    await redis.hset(
-        await _existing(redis, username), mapping={"totp_secret": secret, "totp_last_step": used_step}
-    )
+    await _change(db, username, totp_secret=secret, totp_last_step=used_step)
 
 
-async def reset_totp(redis: aioredis.Redis, username: str) -> int:
+async def reset_totp(db: Database, redis: aioredis.Redis, username: str) -> int:
     """Turn the second factor off (a lost phone) and end the account's sessions."""
-    await redis.hdel(await _existing(redis, username), "totp_secret", "totp_last_step")
-    return await sessions.end_all(redis, _normal(username))
+    username = await _change(db, username, totp_secret=None, totp_last_step=None)
+    return await sessions.end_all(redis, username)
 
 
-async def use_totp_code(redis: aioredis.Redis, username: str, code: str) -> bool:
+async def use_totp_code(db: Database, username: str, code: str) -> bool:
     """True when `code` is the account's current code and has not been used before."""
-    key = keys.staff_account(_normal(username))
-    secret = await redis.hget(key, "totp_secret")
+    username = _normal(username)
+    async with db.transaction() as session:
+        account = await session.get(StaffAccount, username)
+    secret = account.totp_secret if account is not None else None
     step = totp.matching_step(secret, code) if secret else None
     if step is None:
         return False
-    return bool(await redis.register_script(_USE_TOTP_STEP)(keys=[key], args=[step]))
+    # One conditional update: of two logins racing with the same code, one wins.
+    async with db.transaction() as session:
+        used = await session.execute(
+            update(StaffAccount)
+            .where(
+                StaffAccount.username == username,
+                StaffAccount.totp_secret == secret,
+                or_(StaffAccount.totp_last_step.is_(None), StaffAccount.totp_last_step < step),
+            )
+            .values(totp_last_step=step)
+        )
+    return used.rowcount == 1  # type: ignore[attr-defined]

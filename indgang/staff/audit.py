@@ -1,5 +1,6 @@
-"""The audit log: every staff access to a conversation, appended to a Redis stream that the
-console never edits or trims. Admins read it in the console.
+"""The audit log: every staff access to a conversation, appended to a SQL table (a durable
+record: it must outlive a Redis flush) that the console never edits or trims. Admins read it
+in the console.
 
 It outlives the conversations it is about (an erased one too), so it names a conversation only
 by its pseudonym (keys.pseudonym): whoever holds the id finds its entries; the log alone leads
@@ -9,10 +10,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import redis.asyncio as aioredis
 from pydantic import BaseModel
+from sqlalchemy import select
 
 from indgang import keys
+from indgang.records import models
+from indgang.records.db import Database
 
 
 class AuditEntry(BaseModel):
@@ -24,22 +27,32 @@ class AuditEntry(BaseModel):
     detail: str = ""  # e.g. which view (page, stream), or an admin's reason for opening
 
 
-async def record(
-    redis: aioredis.Redis, staff: str, action: str, conversation_id: str = "", detail: str = ""
-) -> None:
-    await redis.xadd(
-        keys.staff_audit(),
-        {
-            "at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "staff": staff,
-            "action": action,
-            "conversation_id": keys.pseudonym(conversation_id) if conversation_id else "",
-            "detail": detail,
-        },
-    )
+async def record(db: Database, staff: str, action: str, conversation_id: str = "", detail: str = "") -> None:
+    async with db.transaction() as session:
+        session.add(
+            models.AuditEntry(
+                at=datetime.now(UTC).replace(microsecond=0),
+                staff=staff,
+                action=action,
+                conversation_id=keys.pseudonym(conversation_id) if conversation_id else "",
+                detail=detail,
+            )
+        )
 
 
-async def entries(redis: aioredis.Redis, limit: int = 200) -> list[AuditEntry]:
+async def entries(db: Database, limit: int = 200) -> list[AuditEntry]:
     """The newest entries first."""
-    found = await redis.xrevrange(keys.staff_audit(), count=limit)
-    return [AuditEntry(id=entry_id, **fields) for entry_id, fields in found]
+    async with db.transaction() as session:
+        newest = select(models.AuditEntry).order_by(models.AuditEntry.id.desc()).limit(limit)
+        rows = await session.scalars(newest)
+        return [
+            AuditEntry(
+                id=str(row.id),
+                at=row.at.isoformat(timespec="seconds"),
+                staff=row.staff,
+                action=row.action,
+                conversation_id=row.conversation_id,
+                detail=row.detail,
+            )
+            for row in rows
+        ]

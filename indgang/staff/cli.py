@@ -12,6 +12,9 @@ from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
 
+from indgang.records import db as records
+from indgang.records import migrate
+from indgang.records.db import Database
 from indgang.redis_store import connect
 from indgang.settings import get_settings
 from indgang.staff import audit
@@ -57,13 +60,16 @@ def _password(from_stdin: bool) -> str:
     return first
 
 
-def _run(change: Callable[[aioredis.Redis], Awaitable[str]]) -> None:
+def _run(change: Callable[[Database, aioredis.Redis], Awaitable[str]]) -> None:
     async def run() -> str:
-        redis = connect(get_settings())
+        settings = get_settings()
+        migrate.on_start(settings)
+        db, redis = records.connect(settings), connect(settings)
         try:
-            return await change(redis)
+            return await change(db, redis)
         finally:
             await redis.aclose()
+            await db.aclose()
 
     try:
         print(asyncio.run(run()))
@@ -74,25 +80,27 @@ def _run(change: Callable[[aioredis.Redis], Awaitable[str]]) -> None:
 def add_command(args: argparse.Namespace) -> None:
     password = _password(args.password_stdin)
 
-    async def add(redis: aioredis.Redis) -> str:
+    async def add(db: Database, redis: aioredis.Redis) -> str:
         member = await add_account(
-            redis, args.username, password, Role(args.role), args.name, replace=args.replace
+            db, redis, args.username, password, Role(args.role), args.name, replace=args.replace
         )
         await audit.record(
-            redis, ACTOR, "account_changed" if args.replace else "account_added", detail=member.username
+            db, ACTOR, "account_changed" if args.replace else "account_added", detail=member.username
         )
         return f"{member.username} ({member.role.value}) can log in at /staff"
 
     _run(add)
 
 
-def _ending(action: str, end: Callable[[aioredis.Redis, str], Awaitable[int]], done: str) -> Callable:
+def _ending(
+    action: str, end: Callable[[Database, aioredis.Redis, str], Awaitable[int]], done: str
+) -> Callable:
     def command(args: argparse.Namespace) -> None:
         username = args.username.strip().lower()
 
-        async def change(redis: aioredis.Redis) -> str:
-            ended = await end(redis, username)
-            await audit.record(redis, ACTOR, action, detail=username)
+        async def change(db: Database, redis: aioredis.Redis) -> str:
+            ended = await end(db, redis, username)
+            await audit.record(db, ACTOR, action, detail=username)
             return f"{username} {done}; {ended} session(s) ended"
 
         _run(change)
@@ -100,7 +108,7 @@ def _ending(action: str, end: Callable[[aioredis.Redis, str], Awaitable[int]], d
     return command
 
 
-disable_command = _ending("account_disabled", lambda r, u: set_disabled(r, u, True), "is disabled")
-enable_command = _ending("account_enabled", lambda r, u: set_disabled(r, u, False), "can log in again")
+disable_command = _ending("account_disabled", lambda d, r, u: set_disabled(d, r, u, True), "is disabled")
+enable_command = _ending("account_enabled", lambda d, r, u: set_disabled(d, r, u, False), "can log in again")
 remove_command = _ending("account_removed", remove_account, "is removed")
 reset_totp_command = _ending("totp_reset", reset_totp, "logs in without a code again")

@@ -20,6 +20,7 @@ from indgang.events import EventType, emit
 from indgang.handoff import Handoff, HandoffError, HandoffState
 from indgang.i18n import t, t_list
 from indgang.outbound import deliver_to_citizen
+from indgang.records.db import Database
 from indgang.settings import Settings
 from indgang.staff import audit
 from indgang.staff.accounts import StaffMember
@@ -54,8 +55,11 @@ class ConversationView:
 
 
 class StaffConsole:
-    def __init__(self, redis: aioredis.Redis, settings: Settings, engine: DialogueEngine) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, db: Database, settings: Settings, engine: DialogueEngine
+    ) -> None:
         self.redis = redis
+        self.db = db
         self.settings = settings
         self.engine = engine
 
@@ -78,7 +82,7 @@ class StaffConsole:
         """An admin opens a conversation outside the rule for the rest of this login, and says why."""
         if not member.is_admin:
             raise NotAllowed("only an admin may open a conversation with a reason")
-        await audit.record(self.redis, member.username, "open", conversation_id, detail=reason)
+        await audit.record(self.db, member.username, "open", conversation_id, detail=reason)
         lasts = self.settings.staff_session_seconds
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(keys.staff_opened(conversation_id), member.username, int(time.time()) + lasts)
@@ -88,13 +92,13 @@ class StaffConsole:
     async def watch(self, conversation_id: str, member: StaffMember) -> None:
         """Before the conversation's live stream: the same rule as the page, and audited."""
         await self._require_access(conversation_id, member)
-        await audit.record(self.redis, member.username, "view", conversation_id, detail="stream")
+        await audit.record(self.db, member.username, "view", conversation_id, detail="stream")
 
     async def view(self, conversation_id: str, member: StaffMember) -> ConversationView:
         await self._require_access(conversation_id, member)
         record = await conversation.get(self.redis, conversation_id)
         messages, _ = await transcript.read(self.redis, conversation_id, limit=transcript.MAX_MESSAGES)
-        await audit.record(self.redis, member.username, "view", conversation_id)
+        await audit.record(self.db, member.username, "view", conversation_id)
         return ConversationView(
             conversation_id=conversation_id,
             handoff=await handoff.get(self.redis, conversation_id),
@@ -109,7 +113,7 @@ class StaffConsole:
         """HandoffError (HTTP 409) when someone else was first or the conversation is closed."""
         await self._require_access(conversation_id, member)
         await handoff.take(self.redis, conversation_id, member.username, self.ttl)
-        await audit.record(self.redis, member.username, "take_over", conversation_id)
+        await audit.record(self.db, member.username, "take_over", conversation_id)
         await emit(
             self.redis,
             EventType.HANDOFF_TAKEN,
@@ -125,7 +129,7 @@ class StaffConsole:
             self.redis, self.settings, conversation_id, text, sender="staff", staff=member.display_name
         )
         await self.engine.record_staff_turn(conversation_id, text, member.display_name)
-        await audit.record(self.redis, member.username, "reply", conversation_id)
+        await audit.record(self.db, member.username, "reply", conversation_id)
         return message
 
     async def note(self, conversation_id: str, member: StaffMember, text: str) -> Message:
@@ -134,13 +138,13 @@ class StaffConsole:
         message = await transcript.append(
             self.redis, conversation_id, "staff", text, self.ttl, staff=member.display_name, internal=True
         )
-        await audit.record(self.redis, member.username, "note", conversation_id)
+        await audit.record(self.db, member.username, "note", conversation_id)
         return message
 
     async def release(self, conversation_id: str, member: StaffMember) -> None:
         """Back to the assistant; the citizen is told so."""
         await handoff.release(self.redis, conversation_id, member.username, self.ttl)
-        await audit.record(self.redis, member.username, "release", conversation_id)
+        await audit.record(self.db, member.username, "release", conversation_id)
         await emit(
             self.redis,
             EventType.HANDOFF_RELEASED,
@@ -153,7 +157,7 @@ class StaffConsole:
         """Only by the staff member who holds it, or an admin (HeldByOther, HTTP 403, otherwise)."""
         holder = "" if member.is_admin else member.username
         await handoff.close(self.redis, conversation_id, self.ttl, staff=holder)
-        await audit.record(self.redis, member.username, "close", conversation_id)
+        await audit.record(self.db, member.username, "close", conversation_id)
         language = await self._language(conversation_id)
         text = t("staff.closed_conversation", language)
         await deliver_to_citizen(self.redis, self.settings, conversation_id, text, sender="bot")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 
 from indgang import keys
+from indgang.records.db import Database
 from indgang.settings import Settings
 from indgang.staff import audit, sessions, throttle, totp
 from indgang.staff.accounts import (
@@ -53,39 +54,41 @@ async def _attempt(redis: aioredis.Redis, client: str, username: str) -> None:
         raise Throttled(wait)
 
 
-async def _full(redis: aioredis.Redis, settings: Settings, username: str) -> StaffSession:
+async def _full(db: Database, redis: aioredis.Redis, settings: Settings, username: str) -> StaffSession:
     session = await sessions.start(redis, username, Stage.FULL, settings.staff_session_seconds)
-    await audit.record(redis, username, "login")
+    await audit.record(db, username, "login")
     return session
 
 
 async def with_password(
+    db: Database,
     redis: aioredis.Redis, settings: Settings, client: str, username: str, password: str
 ) -> StaffSession:
     """The first step: a full session, or one that waits for the second factor or its enrolment."""
     await _attempt(redis, client, username)
-    member = await authenticate(redis, username, password)
+    member = await authenticate(db, username, password)
     if member is None:
-        await audit.record(redis, username.strip().lower(), "login_failed", detail=client)
+        await audit.record(db, username.strip().lower(), "login_failed", detail=client)
         raise LoginRefused("login_failed")
     await throttle.succeeded(redis, client, username)
     stage = _first_stage(member, settings)
     if stage == Stage.FULL:
-        return await _full(redis, settings, member.username)
+        return await _full(db, redis, settings, member.username)
     return await sessions.start(redis, member.username, stage, keys.STAFF_LOGIN_STEP_SECONDS)
 
 
 async def with_code(
+    db: Database,
     redis: aioredis.Redis, settings: Settings, client: str, session: StaffSession, code: str
 ) -> StaffSession:
     """The second step: the TOTP code turns the waiting session into a new, full one."""
     await _attempt(redis, client, session.username)
-    if session.stage != Stage.SECOND_FACTOR or not await use_totp_code(redis, session.username, code):
-        await audit.record(redis, session.username, "login_failed", detail=f"{client} (code)")
+    if session.stage != Stage.SECOND_FACTOR or not await use_totp_code(db, session.username, code):
+        await audit.record(db, session.username, "login_failed", detail=f"{client} (code)")
         raise LoginRefused("totp_wrong")
     await throttle.succeeded(redis, client, session.username)
     await sessions.end(redis, session)  # a new id once logged in in full
-    return await _full(redis, settings, session.username)
+    return await _full(db, redis, settings, session.username)
 
 
 async def enrolment_secret(redis: aioredis.Redis, session: StaffSession) -> str:
@@ -98,6 +101,7 @@ async def enrolment_secret(redis: aioredis.Redis, session: StaffSession) -> str:
 
 
 async def confirm_enrolment(
+    db: Database,
     redis: aioredis.Redis, settings: Settings, session: StaffSession, code: str
 ) -> StaffSession:
     """The first code from the app turns TOTP on. A login that waited for this becomes full."""
@@ -105,21 +109,22 @@ async def confirm_enrolment(
     step = totp.matching_step(secret, code) if secret else None
     if step is None:
         raise LoginRefused("totp_wrong")
-    await enrol_totp(redis, session.username, secret, step)
-    await audit.record(redis, session.username, "totp_enrolled")
+    await enrol_totp(db, session.username, secret, step)
+    await audit.record(db, session.username, "totp_enrolled")
     if session.stage == Stage.ENROL:
         await sessions.end(redis, session)
-        return await _full(redis, settings, session.username)
+        return await _full(db, redis, settings, session.username)
     await sessions.remember(redis, session, _PENDING_SECRET, "")
     return session
 
 
-async def log_out(redis: aioredis.Redis, session: StaffSession) -> None:
+async def log_out(db: Database, redis: aioredis.Redis, session: StaffSession) -> None:
     await sessions.end(redis, session)
-    await audit.record(redis, session.username, "logout")
+    await audit.record(db, session.username, "logout")
 
 
 async def change_password(
+    db: Database,
     redis: aioredis.Redis, client: str, session: StaffSession, current: str, new: str
 ) -> None:
     """A new password after the current one; every other session of the account ends. The one
@@ -127,10 +132,10 @@ async def change_password(
     if len(new) < MIN_PASSWORD_LENGTH:
         raise LoginRefused("password_short")
     await _attempt(redis, client, session.username)
-    if await authenticate(redis, session.username, current) is None:
-        await audit.record(redis, session.username, "password_change_failed", detail=client)
+    if await authenticate(db, session.username, current) is None:
+        await audit.record(db, session.username, "password_change_failed", detail=client)
         raise LoginRefused("password_wrong")
     await throttle.succeeded(redis, client, session.username)
-    await set_password(redis, session.username, new)
+    await set_password(db, session.username, new)
     ended = await sessions.end_all(redis, session.username, keep=session)
-    await audit.record(redis, session.username, "password_changed", detail=f"{ended} other sessions ended")
+    await audit.record(db, session.username, "password_changed", detail=f"{ended} other sessions ended")

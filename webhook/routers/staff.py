@@ -29,7 +29,7 @@ from indgang.staff.accounts import StaffMember, get_account
 from indgang.staff.console import MAX_REASON_CHARS, MAX_TEXT_CHARS, NotAllowed, canned_replies
 from indgang.staff.inbox import inbox
 from indgang.webhooks import dead_letters, retry_dead_letter
-from webhook.deps import ClientDep, ClientLimit, ConsoleDep, FeedDep, RedisDep, SettingsDep
+from webhook.deps import ClientDep, ClientLimit, ConsoleDep, DbDep, FeedDep, RedisDep, SettingsDep
 from webhook.live import CHECK_SECONDS, RETRY_MS, live_stream
 from webhook.routers.pages import PAGE_HEADERS
 from webhook.schemas import ConversationPath
@@ -122,6 +122,7 @@ _AFTER_STAGE = {
 async def login(
     request: Request,
     redis: RedisDep,
+    db: DbDep,
     settings: SettingsDep,
     username: Annotated[str, Form(max_length=80)],
     password: Annotated[str, Form(max_length=200)],
@@ -129,7 +130,7 @@ async def login(
     await check_csrf(request)
     try:
         session = await staff_login.with_password(
-            redis, settings, client_address(request), username, password
+            db, redis, settings, client_address(request), username, password
         )
     except staff_login.Throttled as refused:
         return _throttled(request, "login.html", None, refused.seconds)
@@ -149,11 +150,12 @@ async def login_code(
     request: Request,
     session: AnySessionDep,
     redis: RedisDep,
+    db: DbDep,
     settings: SettingsDep,
     code: Annotated[str, Form(pattern=TOTP_CODE)],
 ) -> Response:
     try:
-        full = await staff_login.with_code(redis, settings, client_address(request), session, code)
+        full = await staff_login.with_code(db, redis, settings, client_address(request), session, code)
     except staff_login.Throttled as refused:
         return _throttled(request, "login_totp.html", None, refused.seconds)
     except staff_login.LoginRefused as refused:
@@ -163,8 +165,8 @@ async def login_code(
 
 
 @router.post("/logout")
-async def logout(request: Request, session: SessionDep, redis: RedisDep) -> RedirectResponse:
-    await staff_login.log_out(redis, session)
+async def logout(request: Request, session: SessionDep, redis: RedisDep, db: DbDep) -> RedirectResponse:
+    await staff_login.log_out(db, redis, session)
     log_out(request)
     return RedirectResponse("/staff/login", status_code=303)
 
@@ -180,6 +182,7 @@ async def change_password(
     member: StaffDep,
     session: SessionDep,
     redis: RedisDep,
+    db: DbDep,
     current: Annotated[str, Form(max_length=200)],
     new: Annotated[str, Form(max_length=200)],
     repeat: Annotated[str, Form(max_length=200)] = "",
@@ -188,7 +191,7 @@ async def change_password(
     try:
         if new != repeat:
             raise staff_login.LoginRefused("password_mismatch")
-        await staff_login.change_password(redis, client_address(request), session, current, new)
+        await staff_login.change_password(db, redis, client_address(request), session, current, new)
     except staff_login.Throttled as refused:
         return _throttled(request, "account.html", member, refused.seconds)
     except staff_login.LoginRefused as refused:
@@ -197,12 +200,12 @@ async def change_password(
 
 
 async def _enrolling(
-    session: AnySessionDep, redis: RedisDep
+    session: AnySessionDep, db: DbDep
 ) -> tuple[sessions.StaffSession, StaffMember | None]:
     """TOTP is enrolled from a full session, or from a login that must enrol before it counts."""
     if session.stage == sessions.Stage.SECOND_FACTOR:
         raise LoginRequired
-    member = await get_account(redis, session.username) if session.is_full else None
+    member = await get_account(db, session.username) if session.is_full else None
     return session, member
 
 
@@ -245,12 +248,13 @@ async def totp_confirm(
     request: Request,
     enrolling: EnrollingDep,
     redis: RedisDep,
+    db: DbDep,
     settings: SettingsDep,
     code: Annotated[str, Form(pattern=TOTP_CODE)],
 ) -> Response:
     session, member = enrolling
     try:
-        confirmed = await staff_login.confirm_enrolment(redis, settings, session, code)
+        confirmed = await staff_login.confirm_enrolment(db, redis, settings, session, code)
     except staff_login.LoginRefused as refused:
         secret = await staff_login.enrolment_secret(redis, session)
         return _enrolment_page(
@@ -264,9 +268,9 @@ async def totp_confirm(
 
 @router.get("", response_class=HTMLResponse)
 async def inbox_page(
-    request: Request, member: StaffDep, redis: RedisDep, notice: str | None = None
+    request: Request, member: StaffDep, redis: RedisDep, db: DbDep, notice: str | None = None
 ) -> HTMLResponse:
-    await audit.record(redis, member.username, "inbox", detail="page")  # it shows what citizens wrote
+    await audit.record(db, member.username, "inbox", detail="page")  # it shows what citizens wrote
     shown = notice if notice == "erased" else None  # the only notice that leads here
     return _page(request, "inbox.html", member, inbox=await inbox(redis, member.username), notice=shown)
 
@@ -294,11 +298,12 @@ async def inbox_events(
     member: StaffDep,
     session: SessionDep,
     redis: RedisDep,
+    db: DbDep,
     feed: FeedDep,
     client: ClientDep,
 ) -> EventSourceResponse:
     """The inbox lists as HTML, sent again whenever something in them changes."""
-    await audit.record(redis, member.username, "inbox", detail="stream")
+    await audit.record(db, member.username, "inbox", detail="stream")
     return live_stream(feed, client, _follow_inbox(request, redis, member, session))
 
 
@@ -396,6 +401,7 @@ async def conversation_erase(
     conversation_id: ConversationPath,
     member: AdminDep,
     redis: RedisDep,
+    db: DbDep,
     settings: SettingsDep,
     reason: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
@@ -403,7 +409,7 @@ async def conversation_erase(
     if len(reason.strip()) < 3:
         return _back(conversation_id, "erase_needs_reason")
     await erase_conversation(redis, settings, conversation_id, requested_by="staff")
-    await audit.record(redis, member.username, "erase", conversation_id, detail=reason.strip())
+    await audit.record(db, member.username, "erase", conversation_id, detail=reason.strip())
     # The conversation is gone: back to the inbox, not to its (now empty) page.
     return RedirectResponse("/staff?notice=erased", status_code=303)
 
@@ -442,19 +448,19 @@ async def conversation_action(
 
 
 @router.get("/audit", response_class=HTMLResponse)
-async def audit_page(request: Request, member: AdminDep, redis: RedisDep) -> HTMLResponse:
-    await audit.record(redis, member.username, "audit_log", detail="page")
-    return _page(request, "audit.html", member, entries=await audit.entries(redis))
+async def audit_page(request: Request, member: AdminDep, db: DbDep) -> HTMLResponse:
+    await audit.record(db, member.username, "audit_log", detail="page")
+    return _page(request, "audit.html", member, entries=await audit.entries(db))
 
 
 @router.get("/webhooks", response_class=HTMLResponse)
-async def webhooks_page(request: Request, member: AdminDep, redis: RedisDep) -> HTMLResponse:
-    await audit.record(redis, member.username, "dead_letters", detail="page")
+async def webhooks_page(request: Request, member: AdminDep, redis: RedisDep, db: DbDep) -> HTMLResponse:
+    await audit.record(db, member.username, "dead_letters", detail="page")
     return _page(request, "webhooks.html", member, letters=await dead_letters(redis))
 
 
 @router.post("/webhooks/{letter_id}/retry")
-async def webhook_retry(letter_id: str, member: AdminDep, redis: RedisDep) -> Response:
-    await audit.record(redis, member.username, "webhook_retry", detail=letter_id)
+async def webhook_retry(letter_id: str, member: AdminDep, redis: RedisDep, db: DbDep) -> Response:
+    await audit.record(db, member.username, "webhook_retry", detail=letter_id)
     await retry_dead_letter(redis, letter_id)
     return RedirectResponse("/staff/webhooks", status_code=303)

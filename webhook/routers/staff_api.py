@@ -16,7 +16,7 @@ from indgang.export import citizen_copy
 from indgang.staff import audit
 from indgang.staff.console import MAX_REASON_CHARS, MAX_TEXT_CHARS
 from indgang.staff.inbox import Inbox, inbox
-from webhook.deps import ConsoleDep, RedisDep, SettingsDep
+from webhook.deps import ConsoleDep, DbDep, RedisDep, SettingsDep
 from webhook.routers.chat_stream import ErasedResponse
 from webhook.schemas import ConversationPath, error_responses
 from webhook.staff_session import AdminDep, StaffDep
@@ -49,9 +49,9 @@ class HandoffResult(BaseModel):
 
 
 @router.get("/conversations", response_model=Inbox)
-async def conversations(member: StaffDep, redis: RedisDep) -> Inbox:
+async def conversations(member: StaffDep, redis: RedisDep, db: DbDep) -> Inbox:
     """Waiting (urgent first, then oldest), mine, and held by others."""
-    await audit.record(redis, member.username, "inbox", detail="api")  # it shows what citizens wrote
+    await audit.record(db, member.username, "inbox", detail="api")  # it shows what citizens wrote
     return await inbox(redis, member.username)
 
 
@@ -111,9 +111,11 @@ async def close(conversation_id: ConversationPath, member: StaffDep, console: Co
 
 
 @router.get("/bookings")
-async def bookings(member: StaffDep, redis: RedisDep, tovholder: str | None = None) -> dict[str, Any]:
+async def bookings(
+    member: StaffDep, redis: RedisDep, db: DbDep, tovholder: str | None = None
+) -> dict[str, Any]:
     """Bookings with their tovholder, slot and state, earliest first."""
-    await audit.record(redis, member.username, "bookings")
+    await audit.record(db, member.username, "bookings")
     found = await list_bookings(redis, tovholder)
     return {
         "bookings": [
@@ -135,20 +137,23 @@ async def erase(
     body: Annotated[EraseRequest, Body()],
     member: AdminDep,
     redis: RedisDep,
+    db: DbDep,
     settings: SettingsDep,
 ) -> ErasedResponse:
     """Erasure on the citizen's request (e.g. by phone): the same erasure as SLET and the web
     chat's button. Admins only; the audit log keeps who, when and why."""
     deleted = await erase_conversation(redis, settings, conversation_id, requested_by="staff")
-    await audit.record(redis, member.username, "erase", conversation_id, detail=body.reason.strip())
+    await audit.record(db, member.username, "erase", conversation_id, detail=body.reason.strip())
     return ErasedResponse(conversation_id=conversation_id, erased=True, deleted_keys=deleted)
 
 
 @router.get("/conversations/{conversation_id}/export", response_class=PlainTextResponse)
-async def export(conversation_id: ConversationPath, member: StaffDep, redis: RedisDep) -> PlainTextResponse:
+async def export(
+    conversation_id: ConversationPath, member: StaffDep, redis: RedisDep, db: DbDep
+) -> PlainTextResponse:
     """The conversation as a file, for a citizen's access request (GDPR art. 15): the copy the
     citizen downloads themselves, in the conversation's language."""
-    await audit.record(redis, member.username, "export", conversation_id)
+    await audit.record(db, member.username, "export", conversation_id)
     record = await conversation.get(redis, conversation_id)
     text = await citizen_copy(redis, conversation_id, record.language if record else "da")
     return PlainTextResponse(

@@ -1,0 +1,96 @@
+"""`indgang db import-redis`: the durable records that lived in Redis before the SQL database
+(staff accounts, the audit log) copied over once. Idempotent: a record already in SQL is left as
+it is (SQL is the newer copy), so running it again, or after a partial run, adds only what is
+missing. Redis keeps its copies; whoever runs it removes them after checking the counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import redis.asyncio as aioredis
+from sqlalchemy import select
+
+from indgang import keys
+from indgang.records.db import Database
+from indgang.records.models import AuditEntry, StaffAccount
+
+BATCH = 500
+
+
+@dataclass
+class Imported:
+    """How many records of a kind were found in Redis, and how many of them were new to SQL."""
+
+    found: int = 0
+    added: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.found} found, {self.added} added, {self.found - self.added} there already"
+
+
+async def _account_keys(redis: aioredis.Redis) -> list[str]:
+    prefix = keys.staff_account("")
+    found = [key async for key in redis.scan_iter(match=keys.staff_account("*"), count=BATCH)]
+    return sorted(key for key in found if ":" not in key[len(prefix) :])  # not an account's session set
+
+
+async def import_accounts(db: Database, redis: aioredis.Redis) -> Imported:
+    result = Imported()
+    for key in await _account_keys(redis):
+        data = await redis.hgetall(key)
+        if not data.get("password_hash"):
+            continue  # removed meanwhile
+        result.found += 1
+        username = key[len(keys.staff_account("")) :]
+        async with db.transaction() as session:
+            if await session.get(StaffAccount, username) is not None:
+                continue
+            step = data.get("totp_last_step")
+            session.add(
+                StaffAccount(
+                    username=username,
+                    password_hash=data["password_hash"],
+                    role=data["role"],
+                    display_name=data["display_name"],
+                    disabled=data.get("disabled") == "1",
+                    totp_secret=data.get("totp_secret") or None,
+                    totp_last_step=int(step) if step else None,
+                )
+            )
+            result.added += 1
+    return result
+
+
+async def import_audit(db: Database, redis: aioredis.Redis) -> Imported:
+    """The stream in order, in batches; each entry keeps its time and its stream id."""
+    result = Imported()
+    start = "-"
+    while entries := await redis.xrange(keys.staff_audit(), min=start, count=BATCH):
+        result.found += len(entries)
+        ids = [entry_id for entry_id, _ in entries]
+        async with db.transaction() as session:
+            imported = select(AuditEntry.redis_id).where(AuditEntry.redis_id.in_(ids))
+            there = set(await session.scalars(imported))
+            new = [(entry_id, fields) for entry_id, fields in entries if entry_id not in there]
+            session.add_all(
+                AuditEntry(
+                    at=datetime.fromisoformat(fields["at"]),
+                    staff=fields.get("staff", ""),
+                    action=fields.get("action", ""),
+                    conversation_id=fields.get("conversation_id", ""),
+                    detail=fields.get("detail", ""),
+                    redis_id=entry_id,
+                )
+                for entry_id, fields in new
+            )
+        result.added += len(new)
+        start = f"({ids[-1]}"  # exclusive: after the last one read
+    return result
+
+
+async def import_all(db: Database, redis: aioredis.Redis) -> dict[str, Imported]:
+    return {
+        "staff accounts": await import_accounts(db, redis),
+        "audit entries": await import_audit(db, redis),
+    }
