@@ -46,6 +46,7 @@ from indgang.erasure import erase_conversation
 from indgang.events import EventType, new_event
 from indgang.i18n import t
 from indgang.logging_setup import configure_logging
+from indgang.records.db import Database
 from indgang.redis_store import connect
 from indgang.settings import Settings
 from indgang.sms import optout, recipients
@@ -137,9 +138,11 @@ async def _sms(client: httpx.AsyncClient, settings: Settings, body: str) -> None
     await store.aclose()
 
 
-async def _staff(client: httpx.AsyncClient, redis: aioredis.Redis, name: str, role: Role) -> dict[str, str]:
+async def _staff(
+    client: httpx.AsyncClient, redis: aioredis.Redis, records: Database, name: str, role: Role
+) -> dict[str, str]:
     """Logs `client` in (its cookie jar keeps the session); returns the CSRF header for the API."""
-    await add_account(redis, name, PASSWORD, role, display_name=name.capitalize(), replace=True)
+    await add_account(records, redis, name, PASSWORD, role, display_name=name.capitalize(), replace=True)
     form = await client.get("/staff/login")
     token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)[1]
     done = await client.post(
@@ -202,7 +205,11 @@ def hits(texts: dict[str, str], conv: str) -> list[tuple[str, str]]:
 
 
 async def drive_conversation(
-    client: httpx.AsyncClient, settings: Settings, redis: aioredis.Redis, fake_twilio: FakeTwilio
+    client: httpx.AsyncClient,
+    settings: Settings,
+    redis: aioredis.Redis,
+    records: Database,
+    fake_twilio: FakeTwilio,
 ) -> tuple[str, dict[str, str]]:
     """A crisis by SMS, a booking cancelled and made again (then moved), a staff take-over with a
     note and a reply by SMS, and the citizen answering staff. Returns the conversation id and the
@@ -233,7 +240,7 @@ async def drive_conversation(
     second = await book(redis, settings, Slot(lars, at(6, 10)), wish, MONDAY)
     assert await move_booking(redis, settings, second.id, at(4, 10), by="citizen", channel="sms", now=MONDAY)
 
-    admin = await _staff(client, redis, "anne", Role.ADMIN)
+    admin = await _staff(client, redis, records, "anne", Role.ADMIN)
     assert (
         await client.post(f"/api/v1/staff/conversations/{conv}/takeover", headers=admin)
     ).status_code == 200
@@ -262,10 +269,15 @@ async def _delivered(redis: aioredis.Redis, receiver: Events, event_type: str) -
 
 
 async def test_erasing_a_conversation_leaves_no_trace_in_redis_logs_or_webhooks(
-    settings: Settings, redis: aioredis.Redis, fake_twilio: FakeTwilio, receiver: Events, logs: Logs
+    settings: Settings,
+    redis: aioredis.Redis,
+    records: Database,
+    fake_twilio: FakeTwilio,
+    receiver: Events,
+    logs: Logs,
 ) -> None:
     async with asgi_gateway(settings) as client:
-        conv, admin = await drive_conversation(client, settings, redis, fake_twilio)
+        conv, admin = await drive_conversation(client, settings, redis, records, fake_twilio)
         # The scan finds the conversation while it exists: the needles are the right ones.
         before = {where for where, _ in hits(await every_stored_text(redis), conv)}
         assert keys.transcript(conv) in before and keys.rasa_tracker(conv) in before
@@ -292,12 +304,12 @@ async def test_erasing_a_conversation_leaves_no_trace_in_redis_logs_or_webhooks(
     # ... and the erasure itself as the last word: no booking.cancelled with the citizen's details.
     assert types[-1] == "conversation.erased"
     assert await list_bookings(redis) == []
-    [entry] = [e for e in await audit.entries(redis) if e.action == "erase"]
+    [entry] = [e for e in await audit.entries(records) if e.action == "erase"]
     assert (entry.staff, entry.detail) == ("anne", reason)
 
 
 async def test_only_an_admin_erases_with_a_reason_and_a_web_citizen_erases_every_booking(
-    settings: Settings, redis: aioredis.Redis, receiver: Events
+    settings: Settings, redis: aioredis.Redis, records: Database, receiver: Events
 ) -> None:
     async with asgi_gateway(settings) as client:
         conv = "web-erasure-0123456789abcdef"
@@ -314,14 +326,14 @@ async def test_only_an_admin_erases_with_a_reason_and_a_web_citizen_erases_every
         await cancel_booking(redis, old.id, by="citizen", now=MONDAY)
         new = await book(redis, settings, Slot(lars, at(6, 10)), wish, MONDAY)
 
-        staff = await _staff(client, redis, "mette", Role.STAFF)
+        staff = await _staff(client, redis, records, "mette", Role.STAFF)
         path = f"/api/v1/staff/conversations/{conv}/erase"
         assert (await client.post(path, json={"reason": "fordi"}, headers=staff)).status_code == 403
         assert await get_booking(redis, new.id) is not None
         async with httpx.AsyncClient(
             transport=client._transport, base_url=str(client.base_url)
         ) as admin_client:
-            admin = await _staff(admin_client, redis, "anne", Role.ADMIN)
+            admin = await _staff(admin_client, redis, records, "anne", Role.ADMIN)
             assert (await admin_client.post(path, json={}, headers=admin)).status_code == 422  # no reason
 
         erased = await client.delete(f"/api/v1/chat/{conv}", headers=mine)
@@ -356,10 +368,10 @@ SWEPT = {
 
 
 async def test_every_key_expires_is_swept_or_is_a_named_durable_record(
-    settings: Settings, redis: aioredis.Redis, fake_twilio: FakeTwilio, receiver: Events
+    settings: Settings, redis: aioredis.Redis, records: Database, fake_twilio: FakeTwilio, receiver: Events
 ) -> None:
     async with asgi_gateway(settings) as client:
-        conv, admin = await drive_conversation(client, settings, redis, fake_twilio)
+        conv, admin = await drive_conversation(client, settings, redis, records, fake_twilio)
         await client.get(f"/api/v1/staff/conversations/{conv}/export", headers=admin)
         await client.post(f"/api/v1/staff/conversations/{conv}/close", headers=admin)
     forever = [key async for key in redis.scan_iter(count=500) if await redis.ttl(key) == -1]
@@ -371,10 +383,10 @@ async def test_every_key_expires_is_swept_or_is_a_named_durable_record(
 
 
 async def test_a_message_renews_every_part_of_the_conversation_together(
-    settings: Settings, redis: aioredis.Redis, fake_twilio: FakeTwilio, receiver: Events
+    settings: Settings, redis: aioredis.Redis, records: Database, fake_twilio: FakeTwilio, receiver: Events
 ) -> None:
     async with asgi_gateway(settings) as client:
-        conv, _ = await drive_conversation(client, settings, redis, fake_twilio)
+        conv, _ = await drive_conversation(client, settings, redis, records, fake_twilio)
         # Rasa last saved its tracker long ago (staff hold the conversation: Rasa sees no turns)
         # and the booking was made long ago.
         for key in (keys.rasa_tracker(conv), keys.conversation_booking(conv), keys.conversation(conv)):
@@ -389,12 +401,12 @@ async def test_a_message_renews_every_part_of_the_conversation_together(
 
 
 async def test_the_staff_queue_drops_a_conversation_that_expired(
-    settings: Settings, redis: aioredis.Redis, fake_twilio: FakeTwilio
+    settings: Settings, redis: aioredis.Redis, records: Database, fake_twilio: FakeTwilio
 ) -> None:
     async with asgi_gateway(settings) as client:
         await _sms(client, settings, "Jeg vil tage mit eget liv i nat")  # an urgent handoff
         conv = recipients.conversation_id(NUMBER, settings)
-        admin = await _staff(client, redis, "anne", Role.ADMIN)
+        admin = await _staff(client, redis, records, "anne", Role.ADMIN)
         await redis.delete(keys.handoff(conv))  # what its expiry does
         listed = (await client.get("/api/v1/staff/conversations", headers=admin)).json()
     assert listed["waiting"] == []
@@ -429,10 +441,10 @@ async def test_events_deliveries_and_dead_letters_are_kept_for_the_retention_onl
 
 
 async def test_staff_export_a_conversation_for_an_access_request_and_it_is_audited(
-    settings: Settings, redis: aioredis.Redis, fake_twilio: FakeTwilio, receiver: Events
+    settings: Settings, redis: aioredis.Redis, records: Database, fake_twilio: FakeTwilio, receiver: Events
 ) -> None:
     async with asgi_gateway(settings) as client:
-        conv, admin = await drive_conversation(client, settings, redis, fake_twilio)
+        conv, admin = await drive_conversation(client, settings, redis, records, fake_twilio)
         copy = await client.get(f"/api/v1/staff/conversations/{conv}/export", headers=admin)
         anonymous = await client.get(
             f"/api/v1/staff/conversations/{conv}/export", cookies={"x": "y"}, headers={"Cookie": ""}
@@ -441,15 +453,15 @@ async def test_staff_export_a_conversation_for_an_access_request_and_it_is_audit
     assert "Mølleåvej" in copy.text and "Er du stadig ved hvalfangerhuset?" in copy.text
     assert "sølvpapir" not in copy.text  # the staff's internal note is not the citizen's data
     assert anonymous.status_code == 401
-    [entry] = [e for e in await audit.entries(redis) if e.action == "export"]
+    [entry] = [e for e in await audit.entries(records) if e.action == "export"]
     assert (entry.staff, entry.conversation_id) == ("anne", keys.pseudonym(conv))
 
 
 async def test_the_console_erase_button_is_for_admins_and_needs_a_reason(
-    settings: Settings, redis: aioredis.Redis, fake_twilio: FakeTwilio, receiver: Events
+    settings: Settings, redis: aioredis.Redis, records: Database, fake_twilio: FakeTwilio, receiver: Events
 ) -> None:
     async with asgi_gateway(settings) as client:
-        conv, admin = await drive_conversation(client, settings, redis, fake_twilio)
+        conv, admin = await drive_conversation(client, settings, redis, records, fake_twilio)
         page = (await client.get(f"/staff/conversations/{conv}")).text
         form = {"csrf_token": admin[CSRF_HEADER]}
         assert t("staff.console.erase", "da") in page and f"/api/v1/staff/conversations/{conv}/export" in page
@@ -465,7 +477,7 @@ async def test_the_console_erase_button_is_for_admins_and_needs_a_reason(
         assert t("staff.console.erased", "da") in shown.text
 
         async with httpx.AsyncClient(transport=client._transport, base_url=str(client.base_url)) as other:
-            staff = await _staff(other, redis, "mette", Role.STAFF)
+            staff = await _staff(other, redis, records, "mette", Role.STAFF)
             assert (
                 t("staff.console.erase", "da") not in (await other.get(f"/staff/conversations/{conv}")).text
             )
@@ -477,12 +489,17 @@ async def test_the_console_erase_button_is_for_admins_and_needs_a_reason(
 
 
 async def test_the_command_line_erases_and_audits_with_the_reason(
-    settings: Settings, redis: aioredis.Redis, fake_twilio: FakeTwilio, receiver: Events
+    settings: Settings,
+    redis: aioredis.Redis,
+    records: Database,
+    fake_twilio: FakeTwilio,
+    receiver: Events,
 ) -> None:
     async with asgi_gateway(settings) as client:
-        conv, _ = await drive_conversation(client, settings, redis, fake_twilio)
+        conv, _ = await drive_conversation(client, settings, redis, records, fake_twilio)
     env = {
         **os.environ,
+        "DATABASE_URL": settings.database_url,
         "REDIS_HOST": settings.redis_host,
         "REDIS_PORT": str(settings.redis_port),
         "REDIS_DB": str(settings.redis_db),
@@ -502,7 +519,7 @@ async def test_the_command_line_erases_and_audits_with_the_reason(
     queued = [json.loads(f["event"]) for _, f in await redis.xrange(keys.events_stream())]
     assert [e["type"] for e in queued] == ["conversation.erased"]
     assert hits({k: v for k, v in stored.items() if k != keys.events_stream()}, conv) == []
-    [entry] = [e for e in await audit.entries(redis) if e.action == "erase"]
+    [entry] = [e for e in await audit.entries(records) if e.action == "erase"]
     assert entry.staff.startswith("cli:") and entry.detail == "Brev fra borgeren"
 
 
@@ -545,13 +562,13 @@ async def test_rasa_keeps_its_tracker_where_erasure_looks_for_as_long_as_the_con
 
 
 async def test_a_stop_outlives_the_erasure_without_naming_the_conversation(
-    settings: Settings, redis: aioredis.Redis, fake_twilio: FakeTwilio, receiver: Events
+    settings: Settings, redis: aioredis.Redis, records: Database, fake_twilio: FakeTwilio, receiver: Events
 ) -> None:
     async with asgi_gateway(settings) as client:
         await _sms(client, settings, "Hej, jeg sidder ved hvalfangerhuset")
         await _sms(client, settings, "STOP")
         conv = recipients.conversation_id(NUMBER, settings)
-        admin = await _staff(client, redis, "anne", Role.ADMIN)
+        admin = await _staff(client, redis, records, "anne", Role.ADMIN)
         erased = await client.post(
             f"/api/v1/staff/conversations/{conv}/erase", json={"reason": "Borgerens anmodning"}, headers=admin
         )

@@ -33,6 +33,7 @@ from indgang.booking.notifications import RETRY_SECONDS, BookingNotifier
 from indgang.devstack import PROJECT_DIR, Stack
 from indgang.erasure import erase_conversation
 from indgang.outbound import deliver_to_citizen
+from indgang.records.db import Database
 from indgang.settings import Settings
 from indgang.sms import delivery, recipients
 from indgang.sms.outbox import QueuedSms, SmsOutbox
@@ -231,7 +232,8 @@ def _log_in(client: httpx.Client, name: str) -> None:
 
 
 async def test_a_staff_reply_whose_gateway_is_killed_mid_send_is_sent_once_by_the_restarted_one(
-    redis: aioredis.Redis, base_settings: Settings, fake_twilio: FakeTwilio, tmp_path: Path
+    redis: aioredis.Redis,
+    records: Database, base_settings: Settings, fake_twilio: FakeTwilio, tmp_path: Path
 ) -> None:
     """A real gateway process takes a staff reply over HTTP, its outbox worker claims the SMS and
     is SIGKILLed while the call to Twilio is in flight; the gateway started again sends it once
@@ -244,7 +246,7 @@ async def test_a_staff_reply_whose_gateway_is_killed_mid_send_is_sent_once_by_th
     await conversation.touch(redis, conv, "sms", "da", ttl)
     await recipients.remember(redis, conv, NUMBER, ttl)
     await handoff.request(redis, conv, ttl, reason="citizen")
-    await add_account(redis, "mette", PASSWORD, Role.STAFF, display_name="Mette", replace=True)
+    await add_account(records, redis, "mette", PASSWORD, Role.STAFF, display_name="Mette", replace=True)
 
     stack = Stack(settings)
     gateway = _gateway_process(stack, tmp_path / "first.log")

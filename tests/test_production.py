@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from conftest import serving
 
 from indgang.devstack import free_port, launcher_settings
+from indgang.records.db import Database
 from indgang.settings import PROJECT_DIR, PUBLISHED_DEFAULTS, SECRET_FIELDS, Settings
 from indgang.staff.accounts import Role, add_account
 from webhook.staff_session import SESSION_COOKIE
@@ -37,10 +38,10 @@ def forged_cookie(secret: str, username: str) -> str:
 
 @pytest.mark.anyio
 async def test_a_staff_cookie_signed_with_the_published_default_key_is_refused(
-    live_gateway: str, redis: aioredis.Redis
+    live_gateway: str, redis: aioredis.Redis, records: Database
 ) -> None:
     """On main this cookie opened the audit log: every secret defaulted to the published one."""
-    await add_account(redis, "revisor", "langt-nok-kodeord", Role.ADMIN, display_name="Revisor")
+    await add_account(records, redis, "revisor", "langt-nok-kodeord", Role.ADMIN, display_name="Revisor")
     async with httpx.AsyncClient(base_url=live_gateway, timeout=30) as client:
         client.cookies.set(SESSION_COOKIE, forged_cookie(PUBLISHED, "revisor"))
         audit = await client.get("/staff/audit")

@@ -33,6 +33,7 @@ from twilio.request_validator import RequestValidator
 from indgang import conversation, handoff, keys, transcript
 from indgang.devstack import PROJECT_DIR, free_port, redis_server_binary
 from indgang.inbound import Inbound, offline_reply
+from indgang.records import db as records
 from indgang.redis_store import connect
 from indgang.settings import Settings
 from indgang.sms import recipients
@@ -513,11 +514,14 @@ async def test_every_route_answers_while_redis_is_down_never_500(
     without Redis (the offer search and the crisis lines work) or with 503, Retry-After and the
     API's one error body (a short Danish/English page for HTML), never a 500 or a traceback."""
     with serving(settings) as url:
-        store = connect(settings)
+        store, db = connect(settings), records.connect(settings)
         try:
-            await add_account(store, "anna", STAFF_PASSWORD, Role.ADMIN, display_name="Anna", replace=True)
+            await add_account(
+                db, store, "anna", STAFF_PASSWORD, Role.ADMIN, display_name="Anna", replace=True
+            )
         finally:
             await store.aclose()
+            await db.aclose()
         first = {"conversation_id": WEB_ID, "text": "Hej"}
         citizen = httpx.post(f"{url}/api/v1/chat", json=first, timeout=30)
         token = citizen.json()["conversation_token"]

@@ -9,10 +9,10 @@ import uuid
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 from test_staff_console import Login, citizen_waiting, http, login  # noqa: F401 (fixtures)
 
 from indgang import keys
+from indgang.records.db import Database
 from indgang.staff import audit
 from indgang.staff.accounts import Role
 from webhook.staff_session import CSRF_HEADER
@@ -28,8 +28,9 @@ async def quiet_conversation(http: httpx.AsyncClient) -> str:  # noqa: F811
     return conv
 
 
-async def actions(redis: aioredis.Redis, member: str) -> list[tuple[str, str, str]]:
-    return [(e.action, e.conversation_id, e.detail) for e in await audit.entries(redis) if e.staff == member]
+async def actions(records: Database, member: str) -> list[tuple[str, str, str]]:
+    entries = await audit.entries(records)
+    return [(e.action, e.conversation_id, e.detail) for e in entries if e.staff == member]
 
 
 async def first_event(client: httpx.AsyncClient, url: str) -> int:
@@ -45,7 +46,7 @@ async def first_event(client: httpx.AsyncClient, url: str) -> int:
 async def test_staff_cannot_open_a_conversation_that_never_asked_for_a_person(
     login: Login,  # noqa: F811
     http: httpx.AsyncClient,  # noqa: F811
-    redis: aioredis.Redis,
+    records: Database,
 ) -> None:
     conv = await quiet_conversation(http)
     staff = await login("mette")
@@ -55,7 +56,7 @@ async def test_staff_cannot_open_a_conversation_that_never_asked_for_a_person(
         assert (await staff.post(f"{base}/{path}", json=body)).status_code == 403, path
     assert await first_event(staff, f"/staff/conversations/{conv}/events") == 403
     assert (await staff.post(f"{base}/open", json={"reason": "nysgerrig"})).status_code == 403  # admins only
-    assert not any(c == conv and a in ("view", "take_over") for a, c, _ in await actions(redis, "mette"))
+    assert not any(c == conv and a in ("view", "take_over") for a, c, _ in await actions(records, "mette"))
 
     asked, _ = await citizen_waiting(http)
     assert (await staff.get(f"/staff/conversations/{asked}")).status_code == 200
@@ -68,7 +69,7 @@ async def test_staff_cannot_open_a_conversation_that_never_asked_for_a_person(
 async def test_an_admin_opens_any_conversation_only_with_a_recorded_reason(
     login: Login,  # noqa: F811
     http: httpx.AsyncClient,  # noqa: F811
-    redis: aioredis.Redis,
+    records: Database,
 ) -> None:
     conv = await quiet_conversation(http)
     admin = await login("anne", Role.ADMIN)
@@ -85,7 +86,7 @@ async def test_an_admin_opens_any_conversation_only_with_a_recorded_reason(
     page = await admin.get(f"/staff/conversations/{conv}")
     assert page.status_code == 200 and "hvad er et værested" in page.text
     assert await first_event(admin, f"/staff/conversations/{conv}/events") == 200
-    assert ("open", keys.pseudonym(conv), reason) in await actions(redis, "anne")
+    assert ("open", keys.pseudonym(conv), reason) in await actions(records, "anne")
     # the reason opens it for this admin only
     other_admin = await login("bo", Role.ADMIN)
     assert (await other_admin.get(f"/staff/conversations/{conv}")).status_code == 403
@@ -94,21 +95,21 @@ async def test_an_admin_opens_any_conversation_only_with_a_recorded_reason(
     api = await other_admin.post(f"/api/v1/staff/conversations/{again}/open", json={"reason": reason})
     assert api.status_code == 200
     assert (await other_admin.post(f"/api/v1/staff/conversations/{again}/takeover")).status_code == 200
-    assert ("open", keys.pseudonym(again), reason) in await actions(redis, "bo")
+    assert ("open", keys.pseudonym(again), reason) in await actions(records, "bo")
 
 
 async def test_every_staff_view_is_audited(
     login: Login,  # noqa: F811
     http: httpx.AsyncClient,  # noqa: F811
-    redis: aioredis.Redis,
+    records: Database,
 ) -> None:
     conv, _ = await citizen_waiting(http)
     staff = await login("mette")
-    before = len(await actions(redis, "mette"))
+    before = len(await actions(records, "mette"))
     assert (await staff.get("/staff")).status_code == 200
     assert await first_event(staff, "/staff/inbox/events") == 200
     assert await first_event(staff, f"/staff/conversations/{conv}/events") == 200
-    seen = (await actions(redis, "mette"))[: len(await actions(redis, "mette")) - before]
+    seen = (await actions(records, "mette"))[: len(await actions(records, "mette")) - before]
     assert ("inbox", "", "page") in seen
     assert ("inbox", "", "stream") in seen
     assert ("view", keys.pseudonym(conv), "stream") in seen
@@ -116,7 +117,7 @@ async def test_every_staff_view_is_audited(
     admin = await login("anne", Role.ADMIN)
     assert (await admin.get("/staff/audit")).status_code == 200
     assert (await admin.get("/staff/webhooks")).status_code == 200
-    assert {("audit_log", "", "page"), ("dead_letters", "", "page")} <= set(await actions(redis, "anne"))
+    assert {("audit_log", "", "page"), ("dead_letters", "", "page")} <= set(await actions(records, "anne"))
 
 
 async def test_the_api_docs_and_the_metrics_are_for_admins(

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from indgang import handoff, keys, transcript
 from indgang.i18n import t
+from indgang.records.db import Database
 from indgang.staff import audit
 from indgang.staff.accounts import Role, add_account, authenticate
 from webhook.citizen import TOKEN_HEADER
@@ -34,14 +35,16 @@ async def http(live_gateway: str, redis: aioredis.Redis) -> AsyncIterator[httpx.
 
 
 @pytest.fixture
-async def login(live_gateway: str, redis: aioredis.Redis) -> AsyncIterator[Login]:
+async def login(live_gateway: str, redis: aioredis.Redis, records: Database) -> AsyncIterator[Login]:
     """Log in as a (new) staff member: a browser-like client with the CSRF header for the API."""
     clients: list[httpx.AsyncClient] = []
 
     async def log_in(name: str, role: Role = Role.STAFF, replace: bool = True) -> httpx.AsyncClient:
         """`replace=False` logs in to the account as it is (another device of the same person)."""
         if replace:
-            await add_account(redis, name, PASSWORD, role, display_name=name.capitalize(), replace=True)
+            await add_account(
+                records, redis, name, PASSWORD, role, display_name=name.capitalize(), replace=True
+            )
         client = httpx.AsyncClient(base_url=live_gateway, timeout=30)
         clients.append(client)
         form = await client.get("/staff/login")
@@ -90,11 +93,11 @@ async def test_pages_and_api_need_a_login(http: httpx.AsyncClient) -> None:
 
 
 async def test_a_wrong_password_is_refused_and_a_right_one_logs_in(
-    login: Login, http: httpx.AsyncClient, redis: aioredis.Redis
+    login: Login, http: httpx.AsyncClient, redis: aioredis.Redis, records: Database
 ) -> None:
-    await add_account(redis, "mette", PASSWORD, display_name="Mette")
-    assert await authenticate(redis, "mette", "forkert-kodeord") is None
-    assert await authenticate(redis, "ukendt", PASSWORD) is None
+    await add_account(records, redis, "mette", PASSWORD, display_name="Mette")
+    assert await authenticate(records, "mette", "forkert-kodeord") is None
+    assert await authenticate(records, "ukendt", PASSWORD) is None
     stored = await redis.hget(keys.staff_account("mette"), "password_hash")
     assert stored.startswith("$argon2") and PASSWORD not in stored
 
@@ -114,7 +117,7 @@ async def test_a_wrong_password_is_refused_and_a_right_one_logs_in(
     logout = await client.post("/staff/logout", data={"csrf_token": client.headers[CSRF_HEADER]})
     assert logout.status_code == 303
     assert (await client.get("/staff")).status_code == 303  # logged out
-    logins = [e.action for e in await audit.entries(redis) if e.action != "inbox"]  # each page is audited
+    logins = [e.action for e in await audit.entries(records) if e.action != "inbox"]  # each page is audited
     assert logins[:2] == ["logout", "login"]
     assert (
         await http.post("/staff/login", data={"username": "mette", "password": PASSWORD})
@@ -154,7 +157,7 @@ async def test_two_staff_taking_over_at_once_exactly_one_wins(
 
 
 async def test_staff_answer_on_the_citizens_channel_and_notes_stay_internal(
-    login: Login, http: httpx.AsyncClient, redis: aioredis.Redis
+    login: Login, http: httpx.AsyncClient, redis: aioredis.Redis, records: Database
 ) -> None:
     conv, mine = await citizen_waiting(http)
     client = await login("mette")
@@ -189,7 +192,7 @@ async def test_staff_answer_on_the_citizens_channel_and_notes_stay_internal(
     assert last["text"] == t("staff.released", "da")
     events = [json.loads(f["event"])["type"] for _, f in await redis.xrange(keys.events_stream())]
     assert events.count("handoff.taken") == 1 and events.count("handoff.released") == 1
-    actions = {(e.action, e.conversation_id) for e in await audit.entries(redis)}
+    actions = {(e.action, e.conversation_id) for e in await audit.entries(records)}
     conv = keys.pseudonym(conv)  # the audit log outlives conversations: it names them by pseudonym
     assert {
         ("take_over", conv),
@@ -262,8 +265,8 @@ async def test_the_audit_log_is_for_admins(
     assert (await admin.get("/staff/webhooks")).status_code == 200
 
 
-async def test_bookings_are_listed_for_staff(login: Login, redis: aioredis.Redis) -> None:
+async def test_bookings_are_listed_for_staff(login: Login, records: Database) -> None:
     client = await login("mette")
     listed = await client.get("/api/v1/staff/bookings")
     assert listed.status_code == 200 and listed.json() == {"bookings": []}
-    assert (await audit.entries(redis))[0].action == "bookings"
+    assert (await audit.entries(records))[0].action == "bookings"

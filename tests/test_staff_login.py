@@ -20,6 +20,7 @@ from conftest import gateway_settings, serving
 from test_staff_console import PASSWORD, Login, http, login  # noqa: F401 (fixtures)
 
 from indgang.i18n import t
+from indgang.records.db import Database
 from indgang.settings import Settings
 from indgang.staff import audit
 from indgang.staff.accounts import Role, add_account, get_account
@@ -65,24 +66,24 @@ async def browsers(live_gateway: str, redis: aioredis.Redis) -> AsyncIterator[di
 
 
 async def test_an_attacker_guessing_cannot_lock_the_real_user_out(
-    browsers: dict[str, Browser], redis: aioredis.Redis
+    browsers: dict[str, Browser], redis: aioredis.Redis, records: Database
 ) -> None:
-    await add_account(redis, "mette", PASSWORD, display_name="Mette")
+    await add_account(records, redis, "mette", PASSWORD, display_name="Mette")
     attacker = browsers["203.0.113.7"]
     answers = [(await attacker.log_in("mette", f"gæt-nummer-{n}")).status_code for n in range(10)]
     assert answers[:5] == [401] * 5 and 429 in answers  # slowed down after a few failures
     # The real user, from her own machine, logs in at once.
     real = browsers["198.51.100.20"]
     assert (await real.log_in("mette", PASSWORD)).status_code == 303 and await real.is_in()
-    failed = [e for e in await audit.entries(redis) if e.action == "login_failed"]
+    failed = [e for e in await audit.entries(records) if e.action == "login_failed"]
     assert len(failed) == answers.count(401) and failed[0].staff == "mette"
     assert failed[0].detail == "203.0.113.7"
 
 
 async def test_the_delay_grows_with_each_failure_and_says_how_long(
-    browsers: dict[str, Browser], redis: aioredis.Redis
+    browsers: dict[str, Browser], redis: aioredis.Redis, records: Database
 ) -> None:
-    await add_account(redis, "mette", PASSWORD, display_name="Mette")
+    await add_account(records, redis, "mette", PASSWORD, display_name="Mette")
     attacker = browsers["203.0.113.8"]
     for n in range(5):
         assert (await attacker.log_in("mette", f"forkert-{n}")).status_code == 401
@@ -100,9 +101,9 @@ async def test_the_delay_grows_with_each_failure_and_says_how_long(
 
 
 async def test_a_burst_of_parallel_guesses_is_counted_before_any_is_checked(
-    browsers: dict[str, Browser], redis: aioredis.Redis
+    browsers: dict[str, Browser], redis: aioredis.Redis, records: Database
 ) -> None:
-    await add_account(redis, "mette", PASSWORD, display_name="Mette")
+    await add_account(records, redis, "mette", PASSWORD, display_name="Mette")
     burst = browsers["203.0.113.10"]
     tokens = [await burst.token() for _ in range(20)]  # one cookie: the last token counts
     data = [{"username": "mette", "password": f"gæt-{n}", "csrf_token": tokens[-1]} for n in range(20)]
@@ -112,9 +113,9 @@ async def test_a_burst_of_parallel_guesses_is_counted_before_any_is_checked(
 
 
 async def test_spraying_one_password_over_many_usernames_is_slowed_down(
-    browsers: dict[str, Browser], redis: aioredis.Redis
+    browsers: dict[str, Browser], redis: aioredis.Redis, records: Database
 ) -> None:
-    await add_account(redis, "mette", PASSWORD, display_name="Mette")
+    await add_account(records, redis, "mette", PASSWORD, display_name="Mette")
     sprayer = browsers["203.0.113.9"]
     answers = [(await sprayer.log_in(f"bruger{n}", "Sommer2026!")).status_code for n in range(30)]
     assert answers.count(401) <= 6 and answers.count(429) >= 24
@@ -122,9 +123,9 @@ async def test_spraying_one_password_over_many_usernames_is_slowed_down(
 
 
 async def test_many_clients_guessing_one_account_get_delays_of_at_most_a_minute(
-    browsers: dict[str, Browser], redis: aioredis.Redis
+    browsers: dict[str, Browser], redis: aioredis.Redis, records: Database
 ) -> None:
-    await add_account(redis, "mette", PASSWORD, display_name="Mette")
+    await add_account(records, redis, "mette", PASSWORD, display_name="Mette")
     answers = [(await browsers[f"203.0.113.{n}"].log_in("mette", "forkert-kodeord")) for n in range(30, 60)]
     throttled = [a for a in answers if a.status_code == 429]
     assert throttled and all(int(a.headers["retry-after"]) <= 60 for a in throttled)
@@ -189,13 +190,13 @@ async def enrol(client: httpx.AsyncClient) -> str:
 async def test_with_totp_enrolled_a_login_needs_the_code(
     login: Login,  # noqa: F811
     browsers: dict[str, Browser],
-    redis: aioredis.Redis,
+    records: Database,
 ) -> None:
     client = await login("mette")
     assert "/staff/totp" in (await client.get("/staff/account")).text
     secret = await enrol(client)
-    assert (await get_account(redis, "mette")).has_totp
-    assert ("mette", "totp_enrolled") in {(e.staff, e.action) for e in await audit.entries(redis)}
+    assert (await get_account(records, "mette")).has_totp
+    assert ("mette", "totp_enrolled") in {(e.staff, e.action) for e in await audit.entries(records)}
     assert t("staff.console.totp_on", "da") in (await client.get("/staff/account")).text
 
     browser = browsers["198.51.100.30"]
@@ -247,10 +248,10 @@ def production_gateway(base_settings: Settings) -> Iterator[str]:
 
 
 async def test_in_production_an_admin_must_enrol_totp_before_getting_in(
-    production_gateway: str, redis: aioredis.Redis
+    production_gateway: str, redis: aioredis.Redis, records: Database
 ) -> None:
-    await add_account(redis, "anne", PASSWORD, Role.ADMIN, display_name="Anne")
-    await add_account(redis, "mette", PASSWORD, display_name="Mette")
+    await add_account(records, redis, "anne", PASSWORD, Role.ADMIN, display_name="Anne")
+    await add_account(records, redis, "mette", PASSWORD, display_name="Mette")
     staff = Browser(production_gateway, "198.51.100.50")
     admin = Browser(production_gateway, "198.51.100.51")
     try:

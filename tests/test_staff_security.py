@@ -21,6 +21,7 @@ from test_webhooks_out import Receiver
 from indgang import keys
 from indgang.events import EventType, new_event
 from indgang.i18n import t
+from indgang.records.db import Database
 from indgang.settings import Settings
 from indgang.staff import audit
 from indgang.staff.accounts import Role
@@ -94,19 +95,20 @@ async def test_no_other_site_may_frame_the_console_or_cache_it(
 async def test_listing_the_inbox_is_audited(
     login: Login,  # noqa: F811
     http: httpx.AsyncClient,  # noqa: F811
-    redis: aioredis.Redis,
+    records: Database,
 ) -> None:
     conv = await waiting_conversation(http)
     client = await login("mette")
     listed = (await client.get("/api/v1/staff/conversations")).json()
     assert [item["conversation_id"] for item in listed["waiting"]] == [conv]
-    newest = (await audit.entries(redis))[0]
+    newest = (await audit.entries(records))[0]
     assert (newest.staff, newest.action) == ("mette", "inbox")
 
 
 async def test_an_admin_sends_a_dead_letter_again_from_the_console(
     login: Login,  # noqa: F811
     redis: aioredis.Redis,
+    records: Database,
 ) -> None:
     receiver = Receiver()
     try:
@@ -143,7 +145,7 @@ async def test_an_admin_sends_a_dead_letter_again_from_the_console(
             await asyncio.sleep(0.05)
         assert await dead_letters(redis) == []
         assert "HTTP 503" not in (await admin.get("/staff/webhooks")).text
-        logged = {(e.staff, e.action, e.detail) for e in await audit.entries(redis)}
+        logged = {(e.staff, e.action, e.detail) for e in await audit.entries(records)}
         assert ("anne", "webhook_retry", letter.id) in logged
     finally:
         receiver.close()

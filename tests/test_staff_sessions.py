@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from test_staff_console import PASSWORD, Login, http, login, waiting_conversation  # noqa: F401 (fixtures)
 
 from indgang import handoff
+from indgang.records.db import Database
 from indgang.redis_store import redis_url
 from indgang.settings import PROJECT_DIR, Settings
 from indgang.staff import audit
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.anyio
 
 
 def staff_command(settings: Settings, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "REDIS_URL": redis_url(settings)}
+    env = {**os.environ, "REDIS_URL": redis_url(settings), "DATABASE_URL": settings.database_url}
     return subprocess.run(
         [sys.executable, "-m", "indgang.cli", "staff", *args],
         input=stdin,
@@ -77,7 +78,7 @@ async def test_a_cookie_copied_before_logout_is_worth_nothing_after_it(
 async def test_a_password_change_ends_every_other_session_of_the_account(
     login: Login,  # noqa: F811
     live_gateway: str,
-    redis: aioredis.Redis,
+    records: Database,
 ) -> None:
     client = await login("mette")
     async with copy_of(client, live_gateway) as thief:
@@ -114,8 +115,8 @@ async def test_a_password_change_ends_every_other_session_of_the_account(
         assert await is_in(client) and await is_in(thief)
         assert not await is_in(other_device)
         assert await is_in(colleague)
-        assert await authenticate(redis, "mette", "nyt-langt-kodeord") is not None
-        assert ("mette", "password_changed") in {(e.staff, e.action) for e in await audit.entries(redis)}
+        assert await authenticate(records, "mette", "nyt-langt-kodeord") is not None
+        assert ("mette", "password_changed") in {(e.staff, e.action) for e in await audit.entries(records)}
 
 
 async def test_changing_a_password_on_the_command_line_ends_every_session(
@@ -139,7 +140,7 @@ async def test_disabling_or_removing_an_account_ends_its_sessions_and_open_strea
     login: Login,  # noqa: F811
     live_gateway: str,
     http: httpx.AsyncClient,  # noqa: F811
-    redis: aioredis.Redis,
+    records: Database,
     base_settings: Settings,
 ) -> None:
     conv = await waiting_conversation(http)
@@ -169,7 +170,7 @@ async def test_disabling_or_removing_an_account_ends_its_sessions_and_open_strea
         "/staff/login", data={"username": "mette", "password": PASSWORD, "csrf_token": token}
     )
     assert again.status_code == 401
-    logged = {(e.action, e.detail) for e in await audit.entries(redis)}
+    logged = {(e.action, e.detail) for e in await audit.entries(records)}
     assert (f"account_{command}d", "mette") in logged
 
 
@@ -217,15 +218,15 @@ async def test_only_the_holder_or_an_admin_closes_a_conversation(
 
 async def test_resetting_a_lost_second_factor_ends_the_sessions_and_turns_it_off(
     login: Login,  # noqa: F811
-    redis: aioredis.Redis,
+    records: Database,
     base_settings: Settings,
 ) -> None:
     client = await login("mette")
-    await enrol_totp(redis, "mette", pyotp.random_base32(), used_step=0)
-    assert (await get_account(redis, "mette")).has_totp
+    await enrol_totp(records, "mette", pyotp.random_base32(), used_step=0)
+    assert (await get_account(records, "mette")).has_totp
     done = staff_command(base_settings, "reset-totp", "mette")
     assert done.returncode == 0, done.stderr
-    assert not (await get_account(redis, "mette")).has_totp
+    assert not (await get_account(records, "mette")).has_totp
     assert not await is_in(client)
-    logged = {(e.staff, e.action, e.detail) for e in await audit.entries(redis)}
+    logged = {(e.staff, e.action, e.detail) for e in await audit.entries(records)}
     assert ("cli", "totp_reset", "mette") in logged

@@ -142,6 +142,7 @@ def launcher(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) 
         **os.environ,
         "PYTHONPATH": str(PROJECT_DIR),
         "REDIS_URL": redis_url(base_settings),
+        "DATABASE_URL": base_settings.database_url,
         "GATEWAY_PORT": str(gateway_port),
         "RASA_URL": f"http://127.0.0.1:{free_port()}",
         "ACTION_SERVER_URL": f"http://127.0.0.1:{free_port()}",
