@@ -257,7 +257,8 @@ def staff_opened(conversation_id: str) -> str:
 
 def staff_account(username: str) -> str:
     """Hash: password_hash (argon2), role, display_name; disabled; totp_secret and
-    totp_last_step once TOTP is enrolled. Kept until the account is removed."""
+    totp_last_step once TOTP is enrolled. Where accounts lived before the SQL records: read only
+    by `indgang db import-redis` (indgang/records/import_redis.py)."""
     return f"{PREFIX}:staff:account:{username}"
 
 
@@ -287,7 +288,8 @@ LOGIN_FAILURES_MEMORY_SECONDS = 3600
 
 
 def staff_audit() -> str:
-    """Stream: every staff access to a conversation (who, what, when); only ever appended to."""
+    """Stream: every staff access to a conversation (who, what, when), where the audit log lived
+    before the SQL records: read only by `indgang db import-redis`."""
     return f"{PREFIX}:staff:audit"
 
 

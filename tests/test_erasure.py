@@ -345,10 +345,9 @@ async def test_only_an_admin_erases_with_a_reason_and_a_web_citizen_erases_every
 
 # --- retention ---------------------------------------------------------------------------------
 
-# Keys that may live without a TTL, each with the reason. Anything else without one fails.
+# Keys that may live without a TTL, each with the reason. Anything else without one fails. (Staff
+# accounts and the audit log are durable records in SQL: indgang/records.)
 DURABLE = {
-    "indgang:staff:account:": "staff accounts: kept until the account is removed",
-    "indgang:staff:audit": "the audit log: append-only accountability; names conversations by pseudonym",
     "indgang:tovholder:": "tovholder calendars: slot -> booking id; past slots are dropped at each booking",
     "indgang:stats:": "follow-up outcomes and satisfaction: counts only, naming no conversation",
 }

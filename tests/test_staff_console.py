@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from indgang import handoff, keys, transcript
 from indgang.i18n import t
 from indgang.records.db import Database
+from indgang.records.models import StaffAccount
 from indgang.staff import audit
 from indgang.staff.accounts import Role, add_account, authenticate
 from webhook.citizen import TOKEN_HEADER
@@ -98,7 +99,8 @@ async def test_a_wrong_password_is_refused_and_a_right_one_logs_in(
     await add_account(records, redis, "mette", PASSWORD, display_name="Mette")
     assert await authenticate(records, "mette", "forkert-kodeord") is None
     assert await authenticate(records, "ukendt", PASSWORD) is None
-    stored = await redis.hget(keys.staff_account("mette"), "password_hash")
+    async with records.transaction() as session:
+        stored = (await session.get(StaffAccount, "mette")).password_hash
     assert stored.startswith("$argon2") and PASSWORD not in stored
 
     form = await http.get("/staff/login")
