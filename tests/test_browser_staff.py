@@ -18,6 +18,7 @@ from test_browser_chat import BOT_WAIT_MS, axe_violations, browser, open_chat  #
 
 from indgang.devstack import Stack
 from indgang.i18n import t
+from indgang.records import db as records
 from indgang.redis_store import connect
 from indgang.staff.accounts import Role, add_account
 
@@ -27,11 +28,12 @@ PASSWORD = "staff-kodeord-123"
 
 
 async def staff_login(chromium: Browser, stack: Stack, name: str) -> Page:
-    redis = connect(stack.settings)
+    redis, db = connect(stack.settings), records.connect(stack.settings)
     try:
-        await add_account(redis, name, PASSWORD, Role.ADMIN, display_name=name.capitalize(), replace=True)
+        await add_account(db, redis, name, PASSWORD, Role.ADMIN, display_name=name.capitalize(), replace=True)
     finally:
         await redis.aclose()
+        await db.aclose()
     # bypass_csp: axe-core is injected as a script; the console itself runs only its own file.
     context = await chromium.new_context(viewport={"width": 1100, "height": 900}, bypass_csp=True)
     page = await context.new_page()
