@@ -61,8 +61,7 @@ async def _full(db: Database, redis: aioredis.Redis, settings: Settings, usernam
 
 
 async def with_password(
-    db: Database,
-    redis: aioredis.Redis, settings: Settings, client: str, username: str, password: str
+    db: Database, redis: aioredis.Redis, settings: Settings, client: str, username: str, password: str
 ) -> StaffSession:
     """The first step: a full session, or one that waits for the second factor or its enrolment."""
     await _attempt(redis, client, username)
@@ -78,8 +77,7 @@ async def with_password(
 
 
 async def with_code(
-    db: Database,
-    redis: aioredis.Redis, settings: Settings, client: str, session: StaffSession, code: str
+    db: Database, redis: aioredis.Redis, settings: Settings, client: str, session: StaffSession, code: str
 ) -> StaffSession:
     """The second step: the TOTP code turns the waiting session into a new, full one."""
     await _attempt(redis, client, session.username)
@@ -101,8 +99,7 @@ async def enrolment_secret(redis: aioredis.Redis, session: StaffSession) -> str:
 
 
 async def confirm_enrolment(
-    db: Database,
-    redis: aioredis.Redis, settings: Settings, session: StaffSession, code: str
+    db: Database, redis: aioredis.Redis, settings: Settings, session: StaffSession, code: str
 ) -> StaffSession:
     """The first code from the app turns TOTP on. A login that waited for this becomes full."""
     secret = await sessions.recall(redis, session, _PENDING_SECRET)
@@ -124,8 +121,7 @@ async def log_out(db: Database, redis: aioredis.Redis, session: StaffSession) ->
 
 
 async def change_password(
-    db: Database,
-    redis: aioredis.Redis, client: str, session: StaffSession, current: str, new: str
+    db: Database, redis: aioredis.Redis, client: str, session: StaffSession, current: str, new: str
 ) -> None:
     """A new password after the current one; every other session of the account ends. The one
     that made the change goes on: whoever changed it just proved they know the password."""
