@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -15,8 +16,10 @@ import pyotp
 import pytest
 import redis.asyncio as aioredis
 from argon2 import PasswordHasher
+from conftest import asgi_gateway, gateway_settings
 
 from indgang import keys
+from indgang.devstack import free_port
 from indgang.records import migrate
 from indgang.records.db import Database
 from indgang.records.import_redis import import_all
@@ -168,6 +171,21 @@ def test_a_private_postgres_is_started_where_none_answers() -> None:
             migrate.upgrade(url)
             assert migrate.current(url) == migrate.head()
     assert not pg_server.answers(server)
+
+
+async def test_a_login_while_the_database_is_down_answers_503_not_500(
+    redis: aioredis.Redis, base_settings: Settings
+) -> None:
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    update = {"database_url": dead, "database_migrate_on_start": False}
+    async with asgi_gateway(gateway_settings(base_settings).model_copy(update=update)) as client:
+        form = await client.get("/staff/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert token, form.text
+        login = {"username": "mette", "password": PASSWORD, "csrf_token": token[1]}
+        refused = await client.post("/staff/login", data=login)
+        assert refused.status_code == 503 and refused.headers["Retry-After"]
+        assert "Traceback" not in refused.text
 
 
 def test_an_unsupported_database_is_refused_by_name() -> None:

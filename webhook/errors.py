@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException
 
 from indgang.handoff import HandoffError, HeldByOther
 from indgang.i18n import DEFAULT_LANGUAGE, t
+from indgang.records import db as records
 from indgang.redis_store import UNREACHABLE
 from webhook.templating import templates
 
@@ -81,8 +82,10 @@ async def unreadable_body(request: Request, exc: Exception) -> Response:
 
 
 async def store_unreachable(request: Request, exc: Exception) -> Response:
-    """Redis is unreachable (refused or timed out) under a route: 503, for a page a short page."""
-    log.warning("redis unreachable: answered 503", extra={"error": type(exc).__name__})
+    """Redis or the SQL database is unreachable (refused or timed out) under a route: 503, for a
+    page a short page."""
+    store = "database" if isinstance(exc, records.UNREACHABLE) else "redis"
+    log.warning(f"{store} unreachable: answered 503", extra={"error": type(exc).__name__})
     if request.url.path.startswith(_API_PREFIXES):
         return Unavailable().response()
     texts = {lang: t("chat.store_down_unsaved", lang) for lang in ("da", "en")}
@@ -94,5 +97,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(HTTPException, unreadable_body)
     app.add_exception_handler(HandoffError, handoff_error)
-    for unreachable in UNREACHABLE:
+    for unreachable in (*UNREACHABLE, *records.UNREACHABLE):
         app.add_exception_handler(unreachable, store_unreachable)

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from indgang.settings import Settings
@@ -24,6 +25,8 @@ _DRIVERS = {
     "postgresql": ("postgresql+psycopg", "postgresql+psycopg"),
 }
 SQLITE_BUSY_MILLISECONDS = 5000  # the gateway, the CLI and a migration may write at once
+# The database is unreachable (refused, timed out, locked too long): the gateway answers 503.
+UNREACHABLE = (OperationalError, InterfaceError)
 
 
 def _url(url: str, asynchronous: bool) -> URL:
