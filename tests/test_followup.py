@@ -30,6 +30,7 @@ from indgang.dialogue import Button, OfferCard, Reply
 from indgang.followup import FollowUpSender
 from indgang.i18n import t
 from indgang.inbound import Inbound
+from indgang.records.db import Database
 from indgang.redis_store import connect
 from indgang.settings import Settings
 from indgang.sms import recipients
@@ -397,12 +398,12 @@ async def test_a_web_consent_answered_with_other_words_goes_on_and_is_not_asked_
 
 
 async def test_satisfaction_by_web_buttons_once_and_skippable(
-    settings: Settings, redis: aioredis.Redis, clock: Clock
+    settings: Settings, redis: aioredis.Redis, records: Database, clock: Clock
 ) -> None:
     async with asgi_gateway(settings, clock) as client:
         answered, skipped = "web-satisfied-0123456789abcdef", "web-skipping-0123456789abcdef"
         tokens = {c: await _web_conversation(client, c, "/request_human") for c in (answered, skipped)}
-        staff = await _staff(client, redis, "mette", Role.STAFF)
+        staff = await _staff(client, redis, records, "mette", Role.STAFF)
         for conv in (answered, skipped):
             assert (
                 await client.post(f"/api/v1/staff/conversations/{conv}/takeover", headers=staff)
@@ -428,11 +429,16 @@ async def test_satisfaction_by_web_buttons_once_and_skippable(
 
 
 async def test_satisfaction_by_sms_reply(
-    settings: Settings, redis: aioredis.Redis, fake_twilio: FakeTwilio, clock: Clock, conv: str
+    settings: Settings,
+    redis: aioredis.Redis,
+    records: Database,
+    fake_twilio: FakeTwilio,
+    clock: Clock,
+    conv: str,
 ) -> None:
     async with asgi_gateway(settings, clock) as client:
         await _sms(client, settings, "/request_human")  # the engine is down: the gateway's own path
-        staff = await _staff(client, redis, "mette", Role.STAFF)
+        staff = await _staff(client, redis, records, "mette", Role.STAFF)
         assert (await client.post(f"/api/v1/staff/conversations/{conv}/takeover", headers=staff)).is_success
         assert (await client.post(f"/api/v1/staff/conversations/{conv}/close", headers=staff)).is_success
         question = await _wait_for_sms(fake_twilio, "Hvor tilfreds var du med hjælpen?")
@@ -443,13 +449,13 @@ async def test_satisfaction_by_sms_reply(
 
 
 async def test_satisfaction_can_be_turned_off(
-    settings: Settings, redis: aioredis.Redis, clock: Clock
+    settings: Settings, redis: aioredis.Redis, records: Database, clock: Clock
 ) -> None:
     off = settings.model_copy(update={"satisfaction_enabled": False})
     conv = "web-unasked-0123456789abcdef"
     async with asgi_gateway(off, clock) as client:
         mine = await _web_conversation(client, conv, "/request_human")
-        staff = await _staff(client, redis, "mette", Role.STAFF)
+        staff = await _staff(client, redis, records, "mette", Role.STAFF)
         assert (await client.post(f"/api/v1/staff/conversations/{conv}/takeover", headers=staff)).is_success
         assert (await client.post(f"/api/v1/staff/conversations/{conv}/close", headers=staff)).is_success
         page = (await client.get(f"/api/v1/chat/{conv}/messages", headers=mine)).json()
