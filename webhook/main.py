@@ -66,8 +66,10 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
         redis = connect(settings)
         async with httpx.AsyncClient() as http:
             engine = RasaEngine(
-                http, settings.rasa_url, settings.rasa_auth_token, settings.rasa_timeout_seconds
-            )
+                http, settings.rasa_url_list, settings.rasa_auth_token, settings.rasa_timeout_seconds,
+                settings.action_server_url_list,
+            )  # fmt: skip
+            engine.start()
             feed = TranscriptFeed(redis, per_client=settings.streams_per_client, total=settings.streams_total)
             inbound = Inbound(redis, engine, settings, clock)
             spool = Spool(settings.spool_dir, settings.spool_max_bytes)
@@ -115,6 +117,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
             await queue_watch.stop()
             if outbox is not None:
                 await outbox.stop()
+            await engine.stop()
         await redis.aclose()
 
     app = FastAPI(
