@@ -24,6 +24,7 @@ import asyncio
 import random
 import time
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +35,7 @@ from chat_latency import MESSAGES, TOKEN_HEADER, percentile  # benchmarks/ is th
 @dataclass
 class Path:
     name: str
-    url: str
+    urls: list[str]  # Rasa direct: every replica, one conversation on each in turn
     latencies: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
 
@@ -42,6 +43,10 @@ class Path:
         if self.name == "gateway":
             return {"conversation_id": sender, "text": text}
         return {"sender": sender, "message": text, "metadata": {"channel": "web", "language": "da"}}
+
+    def url(self, sender: str) -> str:
+        """As the gateway spreads conversations over replicas: by a hash of the id."""
+        return self.urls[zlib.crc32(sender.encode()) % len(self.urls)]
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
@@ -62,8 +67,8 @@ async def conversation(
             await asyncio.sleep(random.uniform(*think))
         began = time.perf_counter()
         try:
-            response = await client.post(path.url, json=path.body(sender, MESSAGES[i % len(MESSAGES)]),
-                                         headers=headers, timeout=60)  # fmt: skip
+            body = path.body(sender, MESSAGES[i % len(MESSAGES)])
+            response = await client.post(path.url(sender), json=body, headers=headers, timeout=60)
         except httpx.HTTPError as exc:
             path.error(type(exc).__name__)
             continue
@@ -128,7 +133,8 @@ async def main() -> None:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
     parser.add_argument("--gateway", default="http://127.0.0.1:8000")
-    parser.add_argument("--rasa", default="http://127.0.0.1:5005", help="empty: the gateway alone")
+    parser.add_argument("--rasa", default="http://127.0.0.1:5005",
+                        help="Rasa replicas, comma-separated; empty: the gateway alone")  # fmt: skip
     parser.add_argument("--conversations", type=int, default=100)
     parser.add_argument("--messages", type=int, default=6)
     parser.add_argument("--think", type=float, nargs=2, default=(5.0, 15.0), metavar=("MIN", "MAX"))
@@ -143,9 +149,9 @@ async def main() -> None:
     random.seed(args.seed)
 
     def paths() -> list[Path]:
-        found = [Path("gateway", f"{args.gateway}/api/v1/chat")]
+        found = [Path("gateway", [f"{args.gateway}/api/v1/chat"])]
         if args.rasa:
-            found.append(Path("direct", f"{args.rasa}/webhooks/rest/webhook"))
+            found.append(Path("direct", [f"{url}/webhooks/rest/webhook" for url in args.rasa.split(",")]))
         return found
 
     # One warm-up conversation per path, so loading models is not measured.
