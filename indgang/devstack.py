@@ -1,6 +1,7 @@
 """Start the whole stack on one machine: Redis (a private one when none is configured or
-reachable), the action server, Rasa and the gateway; wait until each is healthy; restart a part
-that dies (with back-off) while the others keep serving; stop cleanly.
+reachable), REPLICAS action servers and as many Rasa replicas (each with its own), and the
+gateway; wait until each is healthy; restart a part that dies (with back-off) while the others
+keep serving; stop cleanly.
 
 Used by `make run` (`indgang run`) and by the end-to-end tests, so both start the same thing.
 """

@@ -46,7 +46,7 @@ class RasaEngine:
     (`--enable-api`) needs Rasa's `--auth-token`, sent as the `token` query parameter.
 
     With several replicas (on one Redis, so any of them can carry any conversation) a
-    conversation goes to the replica its id hashes to, and past one that is down: `watch` looks
+    conversation goes to the replica its id hashes to, and past one that is down: `check` looks
     at every replica and its action server each WATCH_SECONDS, and a request that finds its
     replica refusing connections tries the next at once. Only a request that never reached a
     replica goes to another: one that reached it may have changed the tracker, and sending it
