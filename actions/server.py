@@ -11,7 +11,9 @@ from sanic import Sanic, response
 from sanic.request import Request
 
 from actions import nlg
+from indgang import offer_questions
 from indgang.logging_setup import configure_logging
+from indgang.need_gate import need_gate
 from indgang.search import get_offer_search
 from indgang.settings import get_settings_or_exit
 
@@ -34,7 +36,11 @@ def build_app() -> Sanic:
 
     @app.before_server_start
     async def warm(_app: Sanic) -> None:
+        # Every model an action uses is loaded before the server listens, so `/health` answering
+        # means ready: a restarted action server's first turn no longer pays for the loading.
         get_offer_search().warm()
+        need_gate()
+        offer_questions.classifier()
 
     return app
 

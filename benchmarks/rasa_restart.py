@@ -7,6 +7,11 @@ Each round kills Rasa with SIGKILL and times, from the kill: when the supervisor
 new Rasa process (its back-off plus the moment the death is seen), when that Rasa answers
 at all (its own start: Python, TensorFlow, the model), and when the gateway's `/readyz`
 says 200 again. It waits for the stack to be stable (back-off reset) between rounds.
+
+With replicas (`REPLICAS`, default 2) it kills the one on `--rasa-port` and, right after the
+kill, sends one message from each of `--citizens` new conversations through the gateway (about
+half of them are kept on the killed replica): it prints how many got a real answer at once
+(not "tekniske problemer"), and the slowest of those answers.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import os
 import signal
 import statistics
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -43,11 +49,27 @@ def answers(url: str) -> bool:
         return False
 
 
-def one_round(gateway: str, rasa_port: int) -> tuple[float, float, float]:
+def citizens_meanwhile(gateway: str, count: int) -> tuple[int, float]:
+    """Messages from new conversations sent at once: how many got the engine's answer (200),
+    and the slowest answer in seconds."""
+    answered, slowest = 0, 0.0
+    for _ in range(count):
+        began = time.monotonic()
+        body = {"conversation_id": f"restart-{uuid.uuid4().hex}", "text": "hej"}
+        response = httpx.post(f"{gateway}/api/v1/chat", json=body, timeout=60)
+        answered += response.status_code == 200  # while the engine is down: 503, "tekniske problemer"
+        slowest = max(slowest, time.monotonic() - began)
+    return answered, slowest
+
+
+def one_round(gateway: str, rasa_port: int, citizens: int) -> tuple[float, float, float]:
     old = rasa_pid(rasa_port)
     assert old is not None, "no rasa run process on that port"
     os.kill(old, signal.SIGKILL)
     killed = time.monotonic()
+    if citizens:
+        answered, slowest = citizens_meanwhile(gateway, citizens)
+        print(f"  right after the kill: {answered}/{citizens} citizens answered, slowest {slowest:.2f} s")
     started = up = None
     while True:
         now = time.monotonic() - killed
@@ -67,6 +89,7 @@ def main() -> None:
     parser.add_argument("gateway")
     parser.add_argument("--rasa-port", type=int, default=5005)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--citizens", type=int, default=10, help="messages sent right after each kill")
     parser.add_argument("--stable", type=float, default=65.0, help="wait between rounds (back-off reset)")
     args = parser.parse_args()
     assert answers(f"{args.gateway}/readyz"), "the stack is not ready"
@@ -74,7 +97,7 @@ def main() -> None:
     for n in range(args.rounds):
         if n:
             time.sleep(args.stable)
-        started, up, back = one_round(args.gateway, args.rasa_port)
+        started, up, back = one_round(args.gateway, args.rasa_port, args.citizens)
         ready.append(back)
         print(f"round {n + 1}: new rasa {started:.1f} s, rasa answers {up:.1f} s, readyz 200 {back:.1f} s")
     median, longest = statistics.median(ready), max(ready)

@@ -1,6 +1,7 @@
 """Start the whole stack on one machine: Redis (a private one when none is configured or
-reachable), the action server, Rasa and the gateway; wait until each is healthy; restart a part
-that dies (with back-off) while the others keep serving; stop cleanly.
+reachable), REPLICAS action servers and as many Rasa replicas (each with its own), and the
+gateway; wait until each is healthy; restart a part that dies (with back-off) while the others
+keep serving; stop cleanly.
 
 Used by `make run` (`indgang run`) and by the end-to-end tests, so both start the same thing.
 """
@@ -18,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -143,6 +145,7 @@ class Stack:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     log_dir: Path = RUN_DIR / "logs"
     commands: dict[str, list[str]] = field(default_factory=dict)
+    own_env: dict[str, dict[str, str]] = field(default_factory=dict)  # a child's own variables
 
     @property
     def gateway_url(self) -> str:
@@ -163,13 +166,14 @@ class Stack:
         offline = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
         return {**os.environ, **RASA_ENV, **every_setting, **redis_parts, **offline}
 
-    def _spawn(self, name: str, command: list[str]) -> None:
+    def _spawn(self, name: str, command: list[str], own_env: dict[str, str] | None = None) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.commands[name] = command  # kept, so the supervisor can start it again
+        self.own_env[name] = own_env or {}
         with (self.log_dir / f"{name}.log").open("ab") as log_file:  # the child keeps its own copy
             self.processes[name] = subprocess.Popen(
-                command, cwd=PROJECT_DIR, env=self.env(), stdout=log_file, stderr=subprocess.STDOUT,
-                start_new_session=True,
+                command, cwd=PROJECT_DIR, env={**self.env(), **self.own_env[name]}, stdout=log_file,
+                stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
 
     def kill_leftovers(self, name: str) -> None:
@@ -180,7 +184,7 @@ class Stack:
 
     def restart(self, name: str) -> None:
         """Start a child that died again, with the same command and settings (same ports)."""
-        self._spawn(name, self.commands[name])
+        self._spawn(name, self.commands[name], self.own_env[name])
 
     def start_redis_if_needed(self, private: bool = False) -> None:
         """Use the configured Redis when it answers; else (or when `private`) start our own."""
@@ -201,25 +205,51 @@ class Stack:
         )
         self._wait("redis", lambda: redis_reachable(redis_url(self.settings)), 20)
 
-    def start_action_server(self) -> None:
-        port = urlparse(self.settings.action_server_url).port or 5055
-        self._spawn(
-            "actions", [sys.executable, "-m", "actions.server", "--host", "127.0.0.1", "--port", str(port)]
-        )
-        self._wait("actions", lambda: _http_ok(f"{self.settings.action_server_url}/health"), 180)
+    def plan_replicas(self) -> None:
+        """REPLICAS Rasa processes, each with its own action server: the URLs RASA_URL and
+        ACTION_SERVER_URL name, and more on free loopback ports until there are enough."""
+        s = self.settings
+        count = max(s.replicas, len(s.rasa_url_list))
+
+        def filled(urls: list[str]) -> str:
+            extra = [f"http://127.0.0.1:{free_port()}" for _ in range(count - len(urls))]
+            return ",".join(urls[:count] + extra)
+
+        rasa, actions = filled(s.rasa_url_list), filled(s.action_server_url_list)
+        self.settings = s.model_copy(update={"rasa_url": rasa, "action_server_url": actions})
+
+    @staticmethod
+    def replica_name(part: str, index: int) -> str:
+        """`rasa`, `rasa-2`, ...: the first keeps the name it had before there were replicas."""
+        return part if index == 0 else f"{part}-{index + 1}"
+
+    def start_action_servers(self) -> None:
+        urls = self.settings.action_server_url_list
+        for i, url in enumerate(urls):
+            port = str(urlparse(url).port or 5055)
+            command = [sys.executable, "-m", "actions.server", "--host", "127.0.0.1", "--port", port]
+            self._spawn(self.replica_name("actions", i), command)
+        for i, url in enumerate(urls):  # started together, waited for in turn
+            self._wait(self.replica_name("actions", i), partial(_http_ok, f"{url}/health"), 180)
 
     def start_rasa(self, model: Path) -> None:
-        """Rasa on loopback only, its HTTP API behind the token (its REST channel has none)."""
-        port = urlparse(self.settings.rasa_url).port or 5005
+        """Rasa on loopback only, its HTTP API behind the token (its REST channel has none). Each
+        replica renders through its own action server (endpoints.yml reads ACTION_SERVER_URL)."""
         token = self.settings.rasa_auth_token
-        self._spawn(
-            "rasa",
-            [str(RASA_BIN), "run", "--enable-api", "--auth-token", token,
-             "--interface", "127.0.0.1", "--port", str(port),
-             "--model", str(model), "--endpoints", str(BOT_DIR / "endpoints.yml"),
-             "--credentials", str(BOT_DIR / "credentials.yml")],
-        )  # fmt: skip
-        self._wait("rasa", lambda: _http_ok(f"{self.settings.rasa_url}/status", {"token": token}), 300)
+        pairs = list(zip(self.settings.rasa_url_list, self.settings.action_server_url_list, strict=True))
+        for i, (url, actions) in enumerate(pairs):
+            port = str(urlparse(url).port or 5005)
+            self._spawn(
+                self.replica_name("rasa", i),
+                [str(RASA_BIN), "run", "--enable-api", "--auth-token", token,
+                 "--interface", "127.0.0.1", "--port", port,
+                 "--model", str(model), "--endpoints", str(BOT_DIR / "endpoints.yml"),
+                 "--credentials", str(BOT_DIR / "credentials.yml")],
+                {"ACTION_SERVER_URL": actions},
+            )  # fmt: skip
+        for i, (url, _) in enumerate(pairs):
+            status = partial(_http_ok, f"{url}/status", {"token": token})
+            self._wait(self.replica_name("rasa", i), status, 300)
 
     def start_gateway(self) -> None:
         self._spawn("gateway", [sys.executable, "-m", "webhook.main"])
@@ -227,7 +257,8 @@ class Stack:
 
     def start(self, model: Path) -> None:
         self.start_redis_if_needed()
-        self.start_action_server()
+        self.plan_replicas()
+        self.start_action_servers()
         self.start_rasa(model)
         self.start_gateway()
 

@@ -104,12 +104,13 @@ class EngineRetry:
             return True
         for message in waiting:
             meta = {**message.metadata, "channel": message.channel, "language": message.language}
-            try:
-                replies = await self.inbound.engine.send(conversation_id, message.text, meta)
-            except EngineUnavailable:
-                return False
-            await self._deliver(conversation_id, message, replies)
-            await self.redis.lpop(key)
+            async with self.inbound.one_at_a_time(conversation_id):
+                try:
+                    replies = await self.inbound.engine.send(conversation_id, message.text, meta)
+                except EngineUnavailable:
+                    return False
+                await self._deliver(conversation_id, message, replies)
+                await self.redis.lpop(key)
         log.info("waiting messages answered by the engine", extra={"count": len(waiting)})
         return True
 

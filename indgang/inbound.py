@@ -8,16 +8,18 @@ or to the dialogue engine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import LockError
 
-from indgang import conversation, engine_retry, followup, handoff, metrics, safety, transcript
+from indgang import conversation, engine_retry, followup, handoff, keys, metrics, safety, transcript
 from indgang.booking import current_booking
 from indgang.dialogue import Button, DialogueEngine, EngineUnavailable, OfferCard, Reply
 from indgang.events import EventType, emit
@@ -96,6 +98,36 @@ class Inbound:
         channel: str = "web",
         language: str | None = None,
         metadata: dict[str, Any] | None = None,
+    ) -> Turn:
+        """One message, after the conversation's message before it is done (on any gateway)."""
+        async with self.one_at_a_time(conversation_id):
+            return await self._handle(conversation_id, text, channel, language, metadata)
+
+    @contextlib.asynccontextmanager
+    async def one_at_a_time(self, conversation_id: str) -> AsyncIterator[None]:
+        """Holds the conversation's turn lock, so its turns (a new message, or one that waited for
+        the engine) run one at a time across gateways and Rasa replicas: the transcript, Rasa's
+        tracker and the replies keep one order. Rasa's own lock store does not promise that
+        across replicas (README, "Several replicas")."""
+        # A turn lasts at most the engine's timeout and some Redis calls; a lock whose holder
+        # died expires after twice that, and a message that waited that long goes on unserialised.
+        longest = 2 * self.settings.rasa_timeout_seconds + 5
+        lock = self.redis.lock(keys.turn_lock(conversation_id), timeout=longest, sleep=0.01)
+        if not await lock.acquire(blocking_timeout=longest):
+            log.warning("the conversation's previous turn still holds its lock; going on")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(LockError):  # expired, or erased with the conversation
+                await lock.release()
+
+    async def _handle(
+        self,
+        conversation_id: str,
+        text: str,
+        channel: str,
+        language: str | None,
+        metadata: dict[str, Any] | None,
     ) -> Turn:
         started = time.perf_counter()
         text = storable(text)  # a lone surrogate would make Redis refuse the message (a 500)

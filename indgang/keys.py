@@ -109,6 +109,12 @@ def rasa_lock(conversation_id: str) -> str:
     return f"lock:{conversation_id}"
 
 
+def turn_lock(conversation_id: str) -> str:
+    """Held while the gateway handles one of the conversation's messages (indgang/inbound.py),
+    so its turns run one at a time across gateways and Rasa replicas; expires by itself."""
+    return f"{PREFIX}:turn:{conversation_id}"
+
+
 def conversation_keys(conversation_id: str) -> list[str]:
     """Every per-conversation key, for erasure: the retained ones, the short-lived markers
     (their own, shorter TTLs) and the list of its bookings (kept until the last meeting is over)."""
@@ -123,6 +129,7 @@ def conversation_keys(conversation_id: str) -> list[str]:
         staff_opened(conversation_id),
         *followup_conversation_keys(conversation_id),
         rasa_lock(conversation_id),
+        turn_lock(conversation_id),
     ]
 
 

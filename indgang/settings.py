@@ -72,9 +72,16 @@ class Settings(BaseSettings):
     # Processes
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
+    # Rasa replicas on one Redis: comma-separated URLs; the gateway keeps a conversation on one
+    # and fails over to the next when it refuses connections (webhook/rasa_engine.py).
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_auth_token: str = ""  # Rasa's --auth-token, for its HTTP API (a secret; empty: unset)
+    # The action servers (also Rasa's NLG endpoint), comma-separated: Rasa replica i uses the
+    # i-th (each Rasa process is given its own one in ACTION_SERVER_URL).
     action_server_url: str = "http://127.0.0.1:5055"
+    # `indgang run` starts this many Rasa replicas, each with its own action server (extra ones
+    # on free ports when RASA_URL names fewer): one may die and restart while the other serves.
+    replicas: int = Field(default=2, ge=1, le=8)
     rasa_timeout_seconds: float = 12.0  # under Twilio's 15 s webhook limit
     public_base_url: str = "http://127.0.0.1:8000"
 
@@ -209,6 +216,14 @@ class Settings(BaseSettings):
     def webhook_url_list(self) -> list[str]:
         return [url.strip() for url in self.webhook_urls.split(",") if url.strip()]
 
+    @property
+    def rasa_url_list(self) -> list[str]:
+        return _url_list(self.rasa_url)
+
+    @property
+    def action_server_url_list(self) -> list[str]:
+        return _url_list(self.action_server_url)
+
     @model_validator(mode="after")
     def _check_production_safety(self) -> Settings:
         problems = [
@@ -236,6 +251,10 @@ class Settings(BaseSettings):
         if self.staff_cookie_secure is None:
             self.staff_cookie_secure = self.production
         return self
+
+
+def _url_list(value: str) -> list[str]:
+    return [url.strip().rstrip("/") for url in value.split(",") if url.strip()]
 
 
 def refusal(error: ValidationError) -> str:

@@ -139,6 +139,7 @@ def stack(base_settings: Settings) -> Iterator[Stack]:
             "gateway_port": free_port(),
             "rasa_url": f"http://127.0.0.1:{free_port()}",
             "action_server_url": f"http://127.0.0.1:{free_port()}",
+            "replicas": 1,  # two are tested in tests/test_replicas.py
         }
     )
     running = Stack(settings)

@@ -121,5 +121,5 @@ def test_killing_the_action_server_gives_the_graceful_answer(stack: Stack) -> No
         assert ready["checks"]["action_server"] == "down"
         assert ready["checks"]["rasa"] == "ok"
     finally:
-        stack.start_action_server()
+        stack.start_action_servers()
     assert chat(stack, new_id(), "hej").status_code == 200

@@ -26,17 +26,16 @@ from indgang.redis_store import redis_url
 from indgang.settings import Settings
 from webhook.citizen import TOKEN_HEADER
 from webhook.main import create_app
+from webhook.rasa_engine import WATCH_SECONDS, RasaEngine
 
-# Seconds from a kill until a new message gets a real answer. The goal is 30 s (issue 17): the
-# action server and the gateway make it, but Rasa alone needs 35-45 s on the 2-core build
-# machine to start and load its model, however soon it is restarted (after 1 s, as logged).
-# What a citizen is told while the engine is down (the launcher runs with the default settings).
+# Seconds from a kill until the killed part is serving again (`/readyz` 200). The launcher runs
+# two replicas of Rasa and of the action server (the default REPLICAS), so a citizen whose replica
+# is killed is answered at once by the other: that is how "back within 30 s" (issue 17) is met,
+# since one Rasa alone needs 35-50 s on the 2-core build machine to start and load its model.
 ENGINE_DOWN = t(
     "chat.engine_down", "da", minutes=math.ceil(Settings(_env_file=None).engine_down_handoff_seconds / 60)
 )
 BACK_WITHIN = {"actions": 30.0, "gateway": 30.0, "rasa": 90.0}
-ANSWERED_WITHIN = 120.0  # seconds from the kill until the message that waited has its answer
-
 
 # --- back-off and the supervisor, with real child processes ---------------------------------
 
@@ -118,8 +117,11 @@ class Launcher:
     gateway_url: str
     log: Path
 
-    def child(self, marker: str) -> int:
-        """The pid of the launcher's child whose command line holds `marker`."""
+    env: dict[str, str]
+
+    def children(self, *markers: str) -> list[int]:
+        """The pids of the launcher's children whose command lines hold every one of `markers`."""
+        found = []
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
@@ -129,9 +131,16 @@ class Launcher:
             except OSError:
                 continue
             parent = int(stat.rsplit(")", 1)[1].split()[1])
-            if parent == self.process.pid and marker in cmdline:
-                return int(entry.name)
-        raise LookupError(marker)
+            if parent == self.process.pid and all(marker in cmdline for marker in markers):
+                found.append(int(entry.name))
+        return found
+
+    def child(self, *markers: str) -> int:
+        """The pid of the launcher's (first) child whose command line holds every one of `markers`."""
+        found = self.children(*markers)
+        if not found:
+            raise LookupError(markers)
+        return found[0]
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +163,7 @@ def launcher(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) 
         process = subprocess.Popen(
             [sys.executable, "-m", "indgang.cli", "run"], cwd=PROJECT_DIR, env=env, stdout=out, stderr=out
         )
-    running = Launcher(process, gateway_url, log)
+    running = Launcher(process, gateway_url, log, env)
     try:
         deadline = time.monotonic() + 400
         while "ready: web chat" not in log.read_text():
@@ -182,25 +191,31 @@ class Citizen:
             self.headers = {TOKEN_HEADER: token}
         return response
 
-    def answered_after(self, waiting_text: str) -> bool:
-        """Whether the assistant has written since it said `waiting_text`."""
-        found = httpx.get(f"{self.url}/{self.id}/messages", headers=self.headers, timeout=10).json()
-        bot = [m["text"] for m in found["messages"] if m["from"] == "bot"]
-        return waiting_text in bot and bot[-1] != waiting_text
+
+def port_of(url: str) -> str:
+    return url.rsplit(":", 1)[1]
 
 
-def kill_and_recover(launcher: Launcher, marker: str, name: str, part: str, text: str) -> float:
-    """Kill one child with SIGKILL mid-conversation; return how long until a real answer."""
+def kill_and_carry_on(launcher: Launcher, name: str, part: str, text: str) -> float:
+    """Kill the replica (Rasa or its action server) that a conversation is kept on, mid-way: the
+    next message is answered at once by the other replica; returns how long until the killed
+    one serves again."""
+    own_rasa = launcher.env["RASA_URL"]
+    order = RasaEngine(httpx.AsyncClient(), [own_rasa, "the other replica"], "", 1.0).replicas
     citizen = Citizen(launcher.gateway_url)
+    while order(citizen.id)[0] != own_rasa:  # a conversation kept on the replica we kill
+        citizen = Citizen(launcher.gateway_url)
     assert citizen.say("hej").status_code == 200
-    os.kill(launcher.child(marker), signal.SIGKILL)
+    own = {"rasa": ("rasa run", "RASA_URL"), "actions": ("actions.server", "ACTION_SERVER_URL")}[name]
+    os.kill(launcher.child(own[0], f"--port {port_of(launcher.env[own[1]])} "), signal.SIGKILL)
     killed = time.monotonic()
+    time.sleep(2 * WATCH_SECONDS)  # a dead action server is seen by the gateway's watch, not by Rasa
 
     meanwhile = citizen.say(text)
-    assert meanwhile.status_code == 503, meanwhile.text  # graceful, never a 500
-    assert meanwhile.json()["replies"][0]["text"] == ENGINE_DOWN
+    assert meanwhile.status_code == 200, meanwhile.text  # the citizen loses nothing
+    assert meanwhile.json()["replies"] and meanwhile.json()["replies"][0]["text"] != ENGINE_DOWN
     ready = httpx.get(f"{launcher.gateway_url}/readyz", timeout=10)
-    assert ready.status_code == 503 and part in ready.json()["degraded"], ready.text
+    assert ready.status_code == 503 and ready.json()["checks"][part] == "partial", ready.text
 
     # Poll readiness, not the chat: a message a second would trip the citizen's rate limit.
     while httpx.get(f"{launcher.gateway_url}/readyz", timeout=10).status_code != 200:
@@ -208,19 +223,8 @@ def kill_and_recover(launcher: Launcher, marker: str, name: str, part: str, text
         log = launcher.log.read_text()
         assert elapsed < BACK_WITHIN[name], f"{part} not back after {elapsed:.0f} s:\n{log}"
         time.sleep(1)
-    back = time.monotonic() - killed
-    # The message that waited is answered by itself once the engine is back (engine_retry).
-    # The retry worker tries every ENGINE_RETRY_SECONDS, and a restarted action server loads its
-    # models on its first call: the answer may come some seconds after readiness.
-    while not citizen.answered_after(ENGINE_DOWN):
-        elapsed = time.monotonic() - killed
-        assert elapsed < ANSWERED_WITHIN, f"the waiting message was not answered after {elapsed:.0f} s"
-        time.sleep(1)
-    answer = citizen.say(text)
-    assert answer.status_code == 200 and answer.json()["replies"], answer.text
-    assert answer.json()["replies"][0]["text"] != ENGINE_DOWN
     assert f"{name} exited with code -9; restarting it in 1 s" in launcher.log.read_text()
-    return back
+    return time.monotonic() - killed
 
 
 def gateway_comes_back(launcher: Launcher) -> float:
@@ -243,15 +247,16 @@ def gateway_comes_back(launcher: Launcher) -> float:
 
 @pytest.mark.stack
 def test_killed_rasa_and_action_server_come_back_by_themselves(launcher: Launcher) -> None:
-    rasa = kill_and_recover(launcher, "rasa run", "rasa", "rasa", "hej igen")
+    rasa = kill_and_carry_on(launcher, "rasa", "rasa", "hej igen")
     need = "min mand drikker hver dag, hvor kan han få behandling"
-    actions = kill_and_recover(launcher, "actions.server", "actions", "action_server", need)
+    actions = kill_and_carry_on(launcher, "actions", "action_server", need)
     gateway = gateway_comes_back(launcher)
     print(f"back after: rasa {rasa:.1f} s, action server {actions:.1f} s, gateway {gateway:.1f} s")
     assert httpx.get(f"{launcher.gateway_url}/readyz", timeout=10).status_code == 200
     assert launcher.process.poll() is None  # the launcher kept running throughout
 
     children = [launcher.child(m) for m in ("rasa run", "actions.server", "webhook.main")]
+    assert len(launcher.children("rasa run")) == len(launcher.children("actions.server")) == 2
     launcher.process.send_signal(signal.SIGINT)  # Ctrl-C stops everything
     assert launcher.process.wait(60) == 0
     assert all(not Path(f"/proc/{pid}").exists() for pid in children)

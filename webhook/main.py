@@ -71,8 +71,10 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
         db = records.connect(settings)
         async with httpx.AsyncClient() as http:
             engine = RasaEngine(
-                http, settings.rasa_url, settings.rasa_auth_token, settings.rasa_timeout_seconds
-            )
+                http, settings.rasa_url_list, settings.rasa_auth_token, settings.rasa_timeout_seconds,
+                settings.action_server_url_list,
+            )  # fmt: skip
+            engine.start()
             feed = TranscriptFeed(redis, per_client=settings.streams_per_client, total=settings.streams_total)
             inbound = Inbound(redis, engine, settings, clock)
             spool = Spool(settings.spool_dir, settings.spool_max_bytes)
@@ -121,6 +123,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
             await queue_watch.stop()
             if outbox is not None:
                 await outbox.stop()
+            await engine.stop()
         await redis.aclose()
         await db.aclose()
 

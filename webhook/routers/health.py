@@ -40,7 +40,12 @@ async def _redis_ok(state: StateDep) -> bool:
 
 class Readiness(BaseModel):
     status: str  # "ok", or "degraded" (then the answer is 503, so a load balancer routes around it)
-    checks: dict[str, str]  # each dependency: "ok" or "down"
+    # each dependency: "ok", "down", or "partial" (some of its replicas answer, and carry the load)
+    checks: dict[str, str]
+
+
+def _replicas_check(answers: list[bool]) -> str:
+    return "ok" if all(answers) else "partial" if any(answers) else "down"
 
 
 @router.get("/readyz", responses={200: {"model": Readiness}, 503: {"model": Readiness}})
@@ -49,15 +54,16 @@ async def readyz(state: StateDep) -> JSONResponse:
     serves while degraded (graceful answers, the crisis reply), so a load balancer should route
     by `/healthz` and alert on this."""
     s = state.settings
-    redis_ok, rasa_ok, actions_ok = await asyncio.gather(
+    rasa, actions = s.rasa_url_list, s.action_server_url_list
+    redis_ok, *answers = await asyncio.gather(
         _redis_ok(state),
-        _http_ok(state.http, f"{s.rasa_url.rstrip('/')}/status", {"token": s.rasa_auth_token}),
-        _http_ok(state.http, f"{s.action_server_url.rstrip('/')}/health"),
+        *(_http_ok(state.http, f"{url}/status", {"token": s.rasa_auth_token}) for url in rasa),
+        *(_http_ok(state.http, f"{url}/health") for url in actions),
     )
     checks = {
         "redis": "ok" if redis_ok else "down",
-        "rasa": "ok" if rasa_ok else "down",
-        "action_server": "ok" if actions_ok else "down",
+        "rasa": _replicas_check(answers[: len(rasa)]),
+        "action_server": _replicas_check(answers[len(rasa) :]),
     }
     degraded = [name for name, value in checks.items() if value != "ok"]
     return JSONResponse(
