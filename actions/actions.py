@@ -6,12 +6,13 @@ import asyncio
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import context
 from actions.nlg import text_of
 from indgang import conversation, handoff, offer_questions, safety
+from indgang.booking.words import asks_to_book
 from indgang.guidance import Situation, guide, parse_age, states_age
 from indgang.i18n import lookup, t
 from indgang.need_gate import need_gate
@@ -109,6 +110,15 @@ async def guide_if_need(dispatcher: CollectingDispatcher, tracker: Tracker) -> l
     return await offer_guidance(dispatcher, tracker, text)
 
 
+async def book_or_guide(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType] | None:
+    """What a message asks beside the intent read in it: booking words start a booking ("ja tak,
+    book mig" read as a yes); else a need gets offers (`guide_if_need`); None when neither."""
+    text = tracker.latest_message.get("text") or ""
+    if not text.startswith("/") and asks_to_book(text):
+        return [FollowupAction("action_booking_start")]
+    return await guide_if_need(dispatcher, tracker)
+
+
 # What the small-talk intents answer (bot.<text> in the translation files) when the message is
 # not also a need.
 SMALL_TALK = {
@@ -122,8 +132,9 @@ SMALL_TALK = {
 
 
 class ActionSmallTalk(Action):
-    """Greetings, thanks, yes and no: the usual answer, unless the same message states a need
-    ("hej, min datter på 8 kan ikke læse"): then the offers, in this turn."""
+    """Greetings, thanks, yes and no: the usual answer, unless the same message asks for a booking
+    ("ja tak, book mig") or states a need ("hej, min datter på 8 kan ikke læse"): then the
+    booking form, or the offers, in this turn."""
 
     def name(self) -> str:
         return "action_small_talk"
@@ -131,9 +142,9 @@ class ActionSmallTalk(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        guided = await guide_if_need(dispatcher, tracker)
-        if guided is not None:
-            return guided
+        redirected = await book_or_guide(dispatcher, tracker)
+        if redirected is not None:
+            return redirected
         lang = context.language(tracker.latest_message)
         reply = text_of(SMALL_TALK.get(_intent(tracker), "what_next"), lang)
         dispatcher.utter_message(text=reply["text"], buttons=reply["buttons"])
@@ -218,7 +229,7 @@ class ActionFallback(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        return await guide_if_need(dispatcher, tracker) or await count_miss(dispatcher, tracker)
+        return await book_or_guide(dispatcher, tracker) or await count_miss(dispatcher, tracker)
 
 
 class ActionOutOfScope(Action):
@@ -231,9 +242,9 @@ class ActionOutOfScope(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        guided = await guide_if_need(dispatcher, tracker)
-        if guided is not None:
-            return guided
+        redirected = await book_or_guide(dispatcher, tracker)
+        if redirected is not None:
+            return redirected
         if int(tracker.get_slot("fallback_count") or 0) > 0:
             return await count_miss(dispatcher, tracker)
         dispatcher.utter_message(text=t("bot.out_of_scope", context.language(tracker.latest_message)))

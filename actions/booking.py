@@ -42,6 +42,7 @@ from indgang.booking import (
 )
 from indgang.booking import texts as booking_texts
 from indgang.booking.when import parse_wish
+from indgang.booking.words import asks_to_book
 from indgang.i18n import lookup, t
 from indgang.phone import normalise_phone
 
@@ -175,7 +176,9 @@ async def _tovholdere(tracker: Tracker) -> tuple[list[Tovholder], bool]:
 
 class ActionBookingStart(Action):
     """Before the form: a citizen with a coming booking is offered to move or cancel it instead;
-    everyone else hears what a tovholder is, and the form starts (phone prefilled on SMS)."""
+    everyone else hears what a tovholder is, and the form starts (phone prefilled on SMS). A need
+    read as a booking without a booking word in it ("jeg har ikke tid til at passe min mor")
+    gets offers instead."""
 
     def name(self) -> str:
         return "action_booking_start"
@@ -184,6 +187,10 @@ class ActionBookingStart(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         lang = _lang(tracker)
+        if not asks_to_book(tracker.latest_message.get("text") or ""):
+            guided = await guide_if_need(dispatcher, tracker)
+            if guided is not None:
+                return [*guided, FollowupAction("action_listen")]
         phone = _sender_phone(tracker)
         settings = context.settings()
         existing = await find_active_booking(context.redis(), settings, tracker.sender_id, phone)
@@ -192,7 +199,9 @@ class ActionBookingStart(Action):
             return [FollowupAction("action_listen")]
         await start_collecting(context.redis(), settings, tracker.sender_id)
         _say(dispatcher, "booking.intro", lang)
-        return [*_reset(), SlotSet("booking_phone", phone)]
+        # Started from another intent ("ja tak, book mig" read as a yes), no rule runs the form next.
+        follow = [FollowupAction(FORM)] if _intent(tracker) != "book_contact" else []
+        return [*_reset(), SlotSet("booking_phone", phone), *follow]
 
 
 class ActionBookingChange(Action):

@@ -15,7 +15,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import actions, booking, context
 from actions.nlg import text_of
 from indgang import conversation
-from indgang.booking import Calendar, Slot, book, find_active_booking
+from indgang.booking import Calendar, Slot, book, find_active_booking, in_booking_form
 from indgang.need_gate import need_gate
 
 
@@ -263,3 +263,74 @@ async def test_a_phone_number_typed_on_the_web_reveals_no_tovholder(
     dispatcher = CollectingDispatcher()
     await booking.AskSlot().run(dispatcher, asked("sms", "sms-victim-2"), {})
     assert "din tovholder, Mette" in " ".join(m.get("text") or "" for m in dispatcher.messages)
+
+
+# Booking words start a booking and nothing else does. These phrasings are not in the NLU training
+# data: whatever intent the model reads in them, the actions must get them right.
+BOOKING_ASKED = [
+    ("ja tak book mig", "affirm"),
+    ("ja, book en tid til mig", "affirm"),
+    ("ja tak. kan min datter og jeg faa en tid sammen", "affirm"),
+    ("jo tak, bestil en samtale til min far", "thank"),
+    ("yes please, I'd like an appointment", "affirm"),
+    ("ja tak book mig ind", "nlu_fallback"),
+    ("ok book en tid hos en tovholder", "out_of_scope"),
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("text", "intent"), BOOKING_ASKED)
+async def test_booking_words_read_as_another_intent_start_the_booking(
+    test_redis, text: str, intent: str
+) -> None:
+    action = {"nlu_fallback": actions.ActionFallback(), "out_of_scope": actions.ActionOutOfScope()}.get(
+        intent, actions.ActionSmallTalk()
+    )
+    dispatcher = CollectingDispatcher()
+    events = await action.run(dispatcher, tracker(text, intent), {})
+    assert events == [FollowupAction("action_booking_start")] and dispatcher.messages == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ja tak",
+        "ja det vil jeg gerne",
+        "ja tak, hvad koster det",
+        "yes that sounds good",
+        "ja, det har jeg tid til",
+    ],
+)
+async def test_a_yes_without_booking_words_books_nothing(test_redis, text: str) -> None:
+    dispatcher = CollectingDispatcher()
+    events = await actions.ActionSmallTalk().run(dispatcher, tracker(text, "affirm"), {})
+    assert not any(e["event"] == "followup" for e in events)
+    assert dispatcher.messages and "tovholder" not in dispatcher.messages[0]["text"]
+
+
+@pytest.mark.anyio
+async def test_a_booking_started_from_a_yes_runs_the_form_and_from_book_contact_the_rule_does(
+    test_redis, base_settings, monkeypatch
+) -> None:
+    monkeypatch.setattr(context, "settings", lambda: base_settings)
+    dispatcher = CollectingDispatcher()
+    events = await booking.ActionBookingStart().run(dispatcher, tracker("ja tak book mig", "affirm"), {})
+    assert events[-1] == FollowupAction("booking_form")
+    assert "tovholder" in dispatcher.messages[0]["text"]
+    started = tracker("kan jeg booke en samtale", "book_contact", sender="conv-actions-2")
+    events = await booking.ActionBookingStart().run(CollectingDispatcher(), started, {})
+    assert not any(e["event"] == "followup" for e in events)  # bot/data/booking.yml runs the form
+
+
+@pytest.mark.anyio
+async def test_a_need_read_as_a_booking_without_booking_words_gets_offers(
+    test_redis, base_settings, monkeypatch
+) -> None:
+    monkeypatch.setattr(context, "settings", lambda: base_settings)
+    dispatcher = CollectingDispatcher()
+    text = "jeg har ikke tid til at passe min mor mere, hun har demens og jeg er helt brugt op"
+    events = await booking.ActionBookingStart().run(dispatcher, tracker(text, "book_contact"), {})
+    assert set(offers_of(dispatcher)) & {"aflastning", "paaroerendestoette", "hjemmepleje"}
+    assert events[-1] == FollowupAction("action_listen")
+    assert not await in_booking_form(test_redis, "conv-actions")
