@@ -39,6 +39,10 @@ class ActionSearchOffers(Action):
         message = tracker.latest_message
         text = message.get("text") or ""
         query = text
+        if _intent(tracker) in REFINING_INTENTS:
+            pointed = await about_shown_offer(dispatcher, tracker)  # "1" or "nr 2" is no age
+            if pointed is not None:
+                return pointed
         # "min søn er 17" refines the need said before; a new need said with an age is a new need
         if _intent(tracker) in REFINING_INTENTS and not need_gate().states_need(text):
             query = tracker.get_slot("need_text")
@@ -110,12 +114,29 @@ async def guide_if_need(dispatcher: CollectingDispatcher, tracker: Tracker) -> l
     return await offer_guidance(dispatcher, tracker, text)
 
 
+async def about_shown_offer(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType] | None:
+    """A short message that points at an offer just shown ("den første", "1", "mere om nr 2"),
+    whatever intent was read in it (a bare "1" reads as an age): answered about that offer."""
+    message = tracker.latest_message
+    text = message.get("text") or ""
+    record = await conversation.get(context.redis(), tracker.sender_id)
+    shown = record.offers_shown if record else []
+    if not shown or not offer_questions.is_pointer(text, shown):
+        return None
+    dispatcher.utter_message(text=offer_questions.answer(text, shown, context.language(message)))
+    return []
+
+
 async def book_or_guide(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType] | None:
     """What a message asks beside the intent read in it: booking words start a booking ("ja tak,
-    book mig" read as a yes); else a need gets offers (`guide_if_need`); None when neither."""
+    book mig" read as a yes); a pointer at a shown offer is answered about it; else a need gets
+    offers (`guide_if_need`); None when none of these."""
     text = tracker.latest_message.get("text") or ""
     if not text.startswith("/") and asks_to_book(text):
         return [FollowupAction("action_booking_start")]
+    pointed = await about_shown_offer(dispatcher, tracker)
+    if pointed is not None:
+        return pointed
     return await guide_if_need(dispatcher, tracker)
 
 
@@ -229,7 +250,8 @@ class ActionFallback(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        return await book_or_guide(dispatcher, tracker) or await count_miss(dispatcher, tracker)
+        redirected = await book_or_guide(dispatcher, tracker)
+        return redirected if redirected is not None else await count_miss(dispatcher, tracker)
 
 
 class ActionOutOfScope(Action):

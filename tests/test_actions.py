@@ -191,6 +191,54 @@ async def test_questions_about_the_offers_shown_are_answered_from_them(test_redi
     assert "70 10 10 10" in answers["hvornår har de åbent"]
 
 
+SHOWN = [
+    {"id": "a", "type": "alkoholbehandling", "title": "Gratis alkoholbehandling", "access": "open"},
+    {
+        "id": "b",
+        "type": "midlertidigt_botilbud",
+        "title": "Midlertidigt botilbud",
+        "summary": "Et sted at bo i en periode, med støtte.",
+        "access": "visitation",
+        "contact": {"phone": "70 10 10 10"},
+    },
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("text", "intent", "action"),
+    [
+        ("2", "inform_age", actions.ActionSearchOffers()),  # a bare number reads as an age
+        ("den anden", "nlu_fallback", actions.ActionFallback()),
+        ("nr 2 tak", "affirm", actions.ActionSmallTalk()),
+        ("tell me more about the second one", "out_of_scope", actions.ActionOutOfScope()),
+        ("hvad koster nummer 2", "ask_access", actions.ActionExplainAccess()),
+        ("hvor ligger midlertidigt botilbud", "ask_access", actions.ActionExplainAccess()),
+    ],
+)
+async def test_a_message_pointing_at_a_shown_offer_is_answered_about_that_one(
+    test_redis, text: str, intent: str, action
+) -> None:
+    await conversation.record_offers(test_redis, "conv-actions", SHOWN, 600)
+    dispatcher = CollectingDispatcher()
+    events = await action.run(dispatcher, tracker(text, intent), {})
+    [said] = [m["text"] for m in dispatcher.messages]
+    assert said.startswith("• Midlertidigt botilbud") and "alkohol" not in said, said
+    assert not offers_of(dispatcher) and not any(e["event"] == "followup" for e in events)
+    if len(text.split()) <= 2 or "more" in text:  # a bare pointer tells more about the offer
+        assert "Et sted at bo" in said and "70 10 10 10" in said, said
+
+
+@pytest.mark.anyio
+async def test_a_number_is_an_age_when_no_offers_were_shown(test_redis) -> None:
+    dispatcher = CollectingDispatcher()
+    slots = {"need_text": "min søn har autisme og vi er helt udkørte"}
+    await actions.ActionSearchOffers().run(
+        dispatcher, tracker("9", "inform_age", slots, sender="conv-none"), {}
+    )
+    assert offers_of(dispatcher)
+
+
 @pytest.mark.anyio
 async def test_a_fallback_that_states_a_need_gets_offers(test_redis) -> None:
     dispatcher = CollectingDispatcher()
