@@ -134,10 +134,14 @@ async def book_or_guide(dispatcher: CollectingDispatcher, tracker: Tracker) -> l
     text = tracker.latest_message.get("text") or ""
     if not text.startswith("/") and asks_to_book(text):
         return [FollowupAction("action_booking_start")]
+    return await point_or_guide(dispatcher, tracker)
+
+
+async def point_or_guide(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType] | None:
+    """A pointer at a shown offer answered about it, else a need answered with offers; None when
+    the message is neither."""
     pointed = await about_shown_offer(dispatcher, tracker)
-    if pointed is not None:
-        return pointed
-    return await guide_if_need(dispatcher, tracker)
+    return pointed if pointed is not None else await guide_if_need(dispatcher, tracker)
 
 
 # What the small-talk intents answer (bot.<text> in the translation files) when the message is

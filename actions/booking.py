@@ -20,7 +20,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import context
-from actions.actions import guide_if_need, hand_over
+from actions.actions import hand_over, point_or_guide
 from indgang import conversation
 from indgang.booking import (
     BookingLimitReached,
@@ -188,7 +188,7 @@ class ActionBookingStart(Action):
     ) -> list[EventType]:
         lang = _lang(tracker)
         if not asks_to_book(tracker.latest_message.get("text") or ""):
-            guided = await guide_if_need(dispatcher, tracker)
+            guided = await point_or_guide(dispatcher, tracker)
             if guided is not None:
                 return [*guided, FollowupAction("action_listen")]
         phone = _sender_phone(tracker)
@@ -219,8 +219,9 @@ class ActionBookingChange(Action):
             context.redis(), settings, tracker.sender_id, _sender_phone(tracker)
         )
         if booking is None:
-            # no booking to move: the words were likely a need read as "move" ("et sted at være")
-            guided = await guide_if_need(dispatcher, tracker)
+            # no booking to move: the words were likely a need read as "move" ("et sted at være"),
+            # or a pointer at an offer shown ("den første")
+            guided = await point_or_guide(dispatcher, tracker)
             if guided is None:
                 dispatcher.utter_message(text=t("booking.nothing_to_move", lang), buttons=_book_button(lang))
             return [*(guided or []), FollowupAction("action_listen")]
@@ -283,9 +284,9 @@ async def _stop_or_cancel(
         booking = await find_active_booking(redis, settings, tracker.sender_id, _sender_phone(tracker))
     cancelled = await cancel_booking(redis, booking.id, by="citizen") if booking else None
     if cancelled is None:
-        guided = await guide_if_need(dispatcher, tracker)
+        guided = await point_or_guide(dispatcher, tracker)
         if guided is not None:
-            return guided  # nothing to cancel, and the words were a need: the offers are the answer
+            return guided  # nothing to cancel: the words were a need or a pointer at an offer shown
         dispatcher.utter_message(text=t("booking.nothing_to_cancel", lang), buttons=_book_button(lang))
     else:
         dispatcher.utter_message(text=booking_texts.cancelled(cancelled, settings))

@@ -14,6 +14,7 @@ from indgang.search import OfferHit, OfferSearch
 OFFERS_SHOWN = 3
 RELATIVE_TYPES = frozenset({"paaroerendestoette", "familieraadgivning"})
 RELATIONS_OTHER = frozenset({"child", "partner", "parent", "sibling", "friend", "other"})
+ADULT_RELATIONS = frozenset({"partner", "parent"})
 
 
 @dataclass(frozen=True)
@@ -34,9 +35,10 @@ class Situation:
 
     @property
     def audience(self) -> str | None:
-        """Only a known age narrows the audience; a relation alone does not (a son may be 40)."""
+        """A known age narrows the audience, and so does a relation that is always an adult (a
+        parent, a partner); a child's relation alone does not (a son may be 40)."""
         if self.age is None:
-            return None
+            return "adult" if self.relation in ADULT_RELATIONS else None
         return "child" if self.age < 18 else "adult"
 
 
