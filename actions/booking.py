@@ -115,6 +115,14 @@ def _yes_no(tracker: Tracker, value: Any) -> bool | None:
     return None
 
 
+def _for_whom(value: Any) -> str | None:
+    """ "self" or "other" when the words say who the conversation is for."""
+    text = _words(value)
+    if text in SELF:
+        return "self"
+    return "other" if OTHER_WORDS.search(text) else None
+
+
 def _say(dispatcher: CollectingDispatcher, key: str, lang: str, **values: Any) -> None:
     """Utter a text entry, or a {text, buttons} entry, from the translation files."""
     if isinstance(lookup(key, lang), str):
@@ -322,14 +330,26 @@ class AskBooking(Action, ABC):
         return await self.ask(dispatcher, tracker, _lang(tracker))
 
 
+def _asked_before(tracker: Tracker, action: str) -> bool:
+    """Whether `action` already ran since this booking form started."""
+    for event in reversed(tracker.events):
+        name = event.get("name") if event.get("event") == "action" else None
+        if name == action:
+            return True
+        if name in ("action_booking_start", "action_booking_change"):
+            return False
+    return False
+
+
 class AskConsent(AskBooking):
     slot = "booking_consent"
 
     async def ask(self, dispatcher: CollectingDispatcher, tracker: Tracker, lang: str) -> list[EventType]:
         settings = context.settings()
+        again = _asked_before(tracker, self.name())  # the long text once; then the question only
         _say(
             dispatcher,
-            "booking.ask.consent",
+            "booking.ask.consent_again" if again else "booking.ask.consent",
             lang,
             days=settings.conversation_ttl_seconds // 86400,
             link_days=settings.tovholder_link_ttl_seconds // 86400,
@@ -460,6 +480,11 @@ class ValidateBookingForm(FormValidationAction):
     async def validate_booking_consent(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        whom = _for_whom(value)
+        if whom is not None and _yes_no(tracker, value) is None:
+            # The next question answered first ("mig selv", "someone else"): kept, and the
+            # consent asked again briefly (a "someone else" is no request for a person here).
+            return {"booking_consent": None, "booking_for_whom": whom}
         return self._yes_no("booking_consent", "declined", value, dispatcher, tracker)
 
     async def validate_booking_consent_other(
@@ -472,14 +497,12 @@ class ValidateBookingForm(FormValidationAction):
     ) -> dict[str, Any]:
         if stop := self._stop("booking_for_whom", value):
             return stop
-        text = _words(value)
-        picked = _choice(text, 2)
+        picked = _choice(value, 2)
         if picked is not None:
             return {"booking_for_whom": ("self", "other")[picked]}
-        if text in SELF:
-            return {"booking_for_whom": "self"}
-        if OTHER_WORDS.search(text):
-            return {"booking_for_whom": "other"}
+        whom = _for_whom(value)
+        if whom is not None:
+            return {"booking_for_whom": whom}
         return self._retry("booking_for_whom", "for_whom", dispatcher, tracker)
 
     async def validate_booking_name(

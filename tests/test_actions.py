@@ -382,3 +382,43 @@ async def test_a_need_read_as_a_booking_without_booking_words_gets_offers(
     assert set(offers_of(dispatcher)) & {"aflastning", "paaroerendestoette", "hjemmepleje"}
     assert events[-1] == FollowupAction("action_listen")
     assert not await in_booking_form(test_redis, "conv-actions")
+
+
+def in_form(text: str, intent: str, events: list[dict[str, Any]]) -> Tracker:
+    found = tracker(text, intent)
+    found.events = events
+    return found
+
+
+@pytest.mark.anyio
+async def test_the_consent_question_is_long_once_and_short_when_asked_again(test_redis) -> None:
+    started = [{"event": "action", "name": "action_booking_start"}]
+    first, again = CollectingDispatcher(), CollectingDispatcher()
+    await booking.AskConsent().run(first, in_form("ja tak book mig", "affirm", started), {})
+    asked = [*started, {"event": "action", "name": "action_ask_booking_consent"}]
+    await booking.AskConsent().run(again, in_form("hmm", "nlu_fallback", asked), {})
+    long_text, short_text = first.messages[0]["text"], again.messages[0]["text"]
+    assert "tovholderen kan kontakte" in long_text and "tovholderen kan kontakte" not in short_text
+    assert len(short_text) < len(long_text) / 2 and again.messages[0]["buttons"]
+    # a new booking later in the same conversation gets the whole text again
+    await booking.AskConsent().run(first, in_form("book", "book_contact", [*asked, *started]), {})
+    assert first.messages[-1]["text"] == long_text
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("text", "intent", "whom"),
+    [
+        ("someone else", "request_human", "other"),
+        ("mig selv", "inform_relation", "self"),
+        ("til min søn", "inform_relation", "other"),
+    ],
+)
+async def test_who_it_is_for_said_at_the_consent_question_is_kept_and_nothing_else_happens(
+    text: str, intent: str, whom: str
+) -> None:
+    dispatcher = CollectingDispatcher()
+    form = booking.ValidateBookingForm()
+    slots = await form.validate_booking_consent(text, dispatcher, tracker(text, intent), {})
+    assert slots == {"booking_consent": None, "booking_for_whom": whom}
+    assert dispatcher.messages == []  # the form asks the consent again, briefly

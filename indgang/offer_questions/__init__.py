@@ -90,7 +90,9 @@ def _about(aspect: str, card: OfferCard, language: str) -> str:
     if aspect == "hours":
         return t("bot.offer_answers.hours", language, reach=_reach(card, language))
     if aspect == "more":
-        return " ".join(part for part in (card.summary, card.next_step, _reach(card, language)) if part)
+        reach = _reach(card, language)  # "ring 70 ..." follows a colon elsewhere; here a sentence
+        reach = reach[:1].upper() + reach[1:]
+        return " ".join(part for part in (card.summary, card.next_step, reach) if part)
     return t(f"bot.guidance.access.{card.access}", language)
 
 
