@@ -330,13 +330,18 @@ class AskBooking(Action, ABC):
         return await self.ask(dispatcher, tracker, _lang(tracker))
 
 
-def _asked_before(tracker: Tracker, action: str) -> bool:
-    """Whether `action` already ran since this booking form started."""
+def _asked_before(tracker: Tracker, slot: str) -> bool:
+    """Whether the form already asked for `slot` before the citizen's latest message, since this
+    booking started. (Rasa runs a form's ask action inside the form: only the requested_slot it
+    set shows in the events.)"""
+    answered = False
     for event in reversed(tracker.events):
-        name = event.get("name") if event.get("event") == "action" else None
-        if name == action:
+        kind, name = event.get("event"), event.get("name")
+        if kind == "user":
+            answered = True
+        elif kind == "slot" and name == "requested_slot" and event.get("value") == slot and answered:
             return True
-        if name in ("action_booking_start", "action_booking_change"):
+        elif kind == "action" and name in ("action_booking_start", "action_booking_change"):
             return False
     return False
 
@@ -346,7 +351,7 @@ class AskConsent(AskBooking):
 
     async def ask(self, dispatcher: CollectingDispatcher, tracker: Tracker, lang: str) -> list[EventType]:
         settings = context.settings()
-        again = _asked_before(tracker, self.name())  # the long text once; then the question only
+        again = _asked_before(tracker, self.slot)  # the long text once; then the question only
         _say(
             dispatcher,
             "booking.ask.consent_again" if again else "booking.ask.consent",

@@ -392,16 +392,18 @@ def in_form(text: str, intent: str, events: list[dict[str, Any]]) -> Tracker:
 
 @pytest.mark.anyio
 async def test_the_consent_question_is_long_once_and_short_when_asked_again(test_redis) -> None:
-    started = [{"event": "action", "name": "action_booking_start"}]
+    said = {"event": "user", "text": "ja tak book mig"}
+    started = [said, {"event": "action", "name": "action_booking_start"}]
+    requested = {"event": "slot", "name": "requested_slot", "value": "booking_consent"}
     first, again = CollectingDispatcher(), CollectingDispatcher()
-    await booking.AskConsent().run(first, in_form("ja tak book mig", "affirm", started), {})
-    asked = [*started, {"event": "action", "name": "action_ask_booking_consent"}]
+    await booking.AskConsent().run(first, in_form("ja tak book mig", "affirm", [*started, requested]), {})
+    asked = [*started, requested, {"event": "user", "text": "hmm"}, requested]
     await booking.AskConsent().run(again, in_form("hmm", "nlu_fallback", asked), {})
     long_text, short_text = first.messages[0]["text"], again.messages[0]["text"]
     assert "tovholderen kan kontakte" in long_text and "tovholderen kan kontakte" not in short_text
     assert len(short_text) < len(long_text) / 2 and again.messages[0]["buttons"]
     # a new booking later in the same conversation gets the whole text again
-    await booking.AskConsent().run(first, in_form("book", "book_contact", [*asked, *started]), {})
+    await booking.AskConsent().run(first, in_form("book", "book_contact", [*asked, *started, requested]), {})
     assert first.messages[-1]["text"] == long_text
 
 
