@@ -6,12 +6,13 @@ import asyncio
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import context
 from actions.nlg import text_of
 from indgang import conversation, handoff, offer_questions, safety
+from indgang.booking.words import asks_to_book
 from indgang.guidance import Situation, guide, parse_age, states_age
 from indgang.i18n import lookup, t
 from indgang.need_gate import need_gate
@@ -38,6 +39,10 @@ class ActionSearchOffers(Action):
         message = tracker.latest_message
         text = message.get("text") or ""
         query = text
+        if _intent(tracker) in REFINING_INTENTS:
+            pointed = await about_shown_offer(dispatcher, tracker)  # "1" or "nr 2" is no age
+            if pointed is not None:
+                return pointed
         # "min søn er 17" refines the need said before; a new need said with an age is a new need
         if _intent(tracker) in REFINING_INTENTS and not need_gate().states_need(text):
             query = tracker.get_slot("need_text")
@@ -109,6 +114,36 @@ async def guide_if_need(dispatcher: CollectingDispatcher, tracker: Tracker) -> l
     return await offer_guidance(dispatcher, tracker, text)
 
 
+async def about_shown_offer(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType] | None:
+    """A short message that points at an offer just shown ("den første", "1", "mere om nr 2"),
+    whatever intent was read in it (a bare "1" reads as an age): answered about that offer."""
+    message = tracker.latest_message
+    text = message.get("text") or ""
+    record = await conversation.get(context.redis(), tracker.sender_id)
+    shown = record.offers_shown if record else []
+    if not shown or not offer_questions.is_pointer(text, shown):
+        return None
+    dispatcher.utter_message(text=offer_questions.answer(text, shown, context.language(message)))
+    return []
+
+
+async def book_or_guide(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType] | None:
+    """What a message asks beside the intent read in it: booking words start a booking ("ja tak,
+    book mig" read as a yes); a pointer at a shown offer is answered about it; else a need gets
+    offers (`guide_if_need`); None when none of these."""
+    text = tracker.latest_message.get("text") or ""
+    if not text.startswith("/") and asks_to_book(text):
+        return [FollowupAction("action_booking_start")]
+    return await point_or_guide(dispatcher, tracker)
+
+
+async def point_or_guide(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType] | None:
+    """A pointer at a shown offer answered about it, else a need answered with offers; None when
+    the message is neither."""
+    pointed = await about_shown_offer(dispatcher, tracker)
+    return pointed if pointed is not None else await guide_if_need(dispatcher, tracker)
+
+
 # What the small-talk intents answer (bot.<text> in the translation files) when the message is
 # not also a need.
 SMALL_TALK = {
@@ -122,8 +157,9 @@ SMALL_TALK = {
 
 
 class ActionSmallTalk(Action):
-    """Greetings, thanks, yes and no: the usual answer, unless the same message states a need
-    ("hej, min datter på 8 kan ikke læse"): then the offers, in this turn."""
+    """Greetings, thanks, yes and no: the usual answer, unless the same message asks for a booking
+    ("ja tak, book mig") or states a need ("hej, min datter på 8 kan ikke læse"): then the
+    booking form, or the offers, in this turn."""
 
     def name(self) -> str:
         return "action_small_talk"
@@ -131,9 +167,9 @@ class ActionSmallTalk(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        guided = await guide_if_need(dispatcher, tracker)
-        if guided is not None:
-            return guided
+        redirected = await book_or_guide(dispatcher, tracker)
+        if redirected is not None:
+            return redirected
         lang = context.language(tracker.latest_message)
         reply = text_of(SMALL_TALK.get(_intent(tracker), "what_next"), lang)
         dispatcher.utter_message(text=reply["text"], buttons=reply["buttons"])
@@ -218,7 +254,8 @@ class ActionFallback(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        return await guide_if_need(dispatcher, tracker) or await count_miss(dispatcher, tracker)
+        redirected = await book_or_guide(dispatcher, tracker)
+        return redirected if redirected is not None else await count_miss(dispatcher, tracker)
 
 
 class ActionOutOfScope(Action):
@@ -231,9 +268,9 @@ class ActionOutOfScope(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        guided = await guide_if_need(dispatcher, tracker)
-        if guided is not None:
-            return guided
+        redirected = await book_or_guide(dispatcher, tracker)
+        if redirected is not None:
+            return redirected
         if int(tracker.get_slot("fallback_count") or 0) > 0:
             return await count_miss(dispatcher, tracker)
         dispatcher.utter_message(text=t("bot.out_of_scope", context.language(tracker.latest_message)))

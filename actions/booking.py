@@ -20,7 +20,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import context
-from actions.actions import guide_if_need, hand_over
+from actions.actions import hand_over, point_or_guide
 from indgang import conversation
 from indgang.booking import (
     BookingLimitReached,
@@ -42,6 +42,7 @@ from indgang.booking import (
 )
 from indgang.booking import texts as booking_texts
 from indgang.booking.when import parse_wish
+from indgang.booking.words import asks_to_book
 from indgang.i18n import lookup, t
 from indgang.phone import normalise_phone
 
@@ -114,6 +115,14 @@ def _yes_no(tracker: Tracker, value: Any) -> bool | None:
     return None
 
 
+def _for_whom(value: Any) -> str | None:
+    """ "self" or "other" when the words say who the conversation is for."""
+    text = _words(value)
+    if text in SELF:
+        return "self"
+    return "other" if OTHER_WORDS.search(text) else None
+
+
 def _say(dispatcher: CollectingDispatcher, key: str, lang: str, **values: Any) -> None:
     """Utter a text entry, or a {text, buttons} entry, from the translation files."""
     if isinstance(lookup(key, lang), str):
@@ -175,7 +184,9 @@ async def _tovholdere(tracker: Tracker) -> tuple[list[Tovholder], bool]:
 
 class ActionBookingStart(Action):
     """Before the form: a citizen with a coming booking is offered to move or cancel it instead;
-    everyone else hears what a tovholder is, and the form starts (phone prefilled on SMS)."""
+    everyone else hears what a tovholder is, and the form starts (phone prefilled on SMS). A need
+    read as a booking without a booking word in it ("jeg har ikke tid til at passe min mor")
+    gets offers instead."""
 
     def name(self) -> str:
         return "action_booking_start"
@@ -184,6 +195,10 @@ class ActionBookingStart(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         lang = _lang(tracker)
+        if not asks_to_book(tracker.latest_message.get("text") or ""):
+            guided = await point_or_guide(dispatcher, tracker)
+            if guided is not None:
+                return [*guided, FollowupAction("action_listen")]
         phone = _sender_phone(tracker)
         settings = context.settings()
         existing = await find_active_booking(context.redis(), settings, tracker.sender_id, phone)
@@ -192,7 +207,9 @@ class ActionBookingStart(Action):
             return [FollowupAction("action_listen")]
         await start_collecting(context.redis(), settings, tracker.sender_id)
         _say(dispatcher, "booking.intro", lang)
-        return [*_reset(), SlotSet("booking_phone", phone)]
+        # Started from another intent ("ja tak, book mig" read as a yes), no rule runs the form next.
+        follow = [FollowupAction(FORM)] if _intent(tracker) != "book_contact" else []
+        return [*_reset(), SlotSet("booking_phone", phone), *follow]
 
 
 class ActionBookingChange(Action):
@@ -210,8 +227,9 @@ class ActionBookingChange(Action):
             context.redis(), settings, tracker.sender_id, _sender_phone(tracker)
         )
         if booking is None:
-            # no booking to move: the words were likely a need read as "move" ("et sted at være")
-            guided = await guide_if_need(dispatcher, tracker)
+            # no booking to move: the words were likely a need read as "move" ("et sted at være"),
+            # or a pointer at an offer shown ("den første")
+            guided = await point_or_guide(dispatcher, tracker)
             if guided is None:
                 dispatcher.utter_message(text=t("booking.nothing_to_move", lang), buttons=_book_button(lang))
             return [*(guided or []), FollowupAction("action_listen")]
@@ -274,9 +292,9 @@ async def _stop_or_cancel(
         booking = await find_active_booking(redis, settings, tracker.sender_id, _sender_phone(tracker))
     cancelled = await cancel_booking(redis, booking.id, by="citizen") if booking else None
     if cancelled is None:
-        guided = await guide_if_need(dispatcher, tracker)
+        guided = await point_or_guide(dispatcher, tracker)
         if guided is not None:
-            return guided  # nothing to cancel, and the words were a need: the offers are the answer
+            return guided  # nothing to cancel: the words were a need or a pointer at an offer shown
         dispatcher.utter_message(text=t("booking.nothing_to_cancel", lang), buttons=_book_button(lang))
     else:
         dispatcher.utter_message(text=booking_texts.cancelled(cancelled, settings))
@@ -312,14 +330,31 @@ class AskBooking(Action, ABC):
         return await self.ask(dispatcher, tracker, _lang(tracker))
 
 
+def _asked_before(tracker: Tracker, slot: str) -> bool:
+    """Whether the form already asked for `slot` before the citizen's latest message, since this
+    booking started. (Rasa runs a form's ask action inside the form: only the requested_slot it
+    set shows in the events.)"""
+    answered = False
+    for event in reversed(tracker.events):
+        kind, name = event.get("event"), event.get("name")
+        if kind == "user":
+            answered = True
+        elif kind == "slot" and name == "requested_slot" and event.get("value") == slot and answered:
+            return True
+        elif kind == "action" and name in ("action_booking_start", "action_booking_change"):
+            return False
+    return False
+
+
 class AskConsent(AskBooking):
     slot = "booking_consent"
 
     async def ask(self, dispatcher: CollectingDispatcher, tracker: Tracker, lang: str) -> list[EventType]:
         settings = context.settings()
+        again = _asked_before(tracker, self.slot)  # the long text once; then the question only
         _say(
             dispatcher,
-            "booking.ask.consent",
+            "booking.ask.consent_again" if again else "booking.ask.consent",
             lang,
             days=settings.conversation_ttl_seconds // 86400,
             link_days=settings.tovholder_link_ttl_seconds // 86400,
@@ -450,6 +485,11 @@ class ValidateBookingForm(FormValidationAction):
     async def validate_booking_consent(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        whom = _for_whom(value)
+        if whom is not None and _yes_no(tracker, value) is None:
+            # The next question answered first ("mig selv", "someone else"): kept, and the
+            # consent asked again briefly (a "someone else" is no request for a person here).
+            return {"booking_consent": None, "booking_for_whom": whom}
         return self._yes_no("booking_consent", "declined", value, dispatcher, tracker)
 
     async def validate_booking_consent_other(
@@ -462,14 +502,12 @@ class ValidateBookingForm(FormValidationAction):
     ) -> dict[str, Any]:
         if stop := self._stop("booking_for_whom", value):
             return stop
-        text = _words(value)
-        picked = _choice(text, 2)
+        picked = _choice(value, 2)
         if picked is not None:
             return {"booking_for_whom": ("self", "other")[picked]}
-        if text in SELF:
-            return {"booking_for_whom": "self"}
-        if OTHER_WORDS.search(text):
-            return {"booking_for_whom": "other"}
+        whom = _for_whom(value)
+        if whom is not None:
+            return {"booking_for_whom": whom}
         return self._retry("booking_for_whom", "for_whom", dispatcher, tracker)
 
     async def validate_booking_name(

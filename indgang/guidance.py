@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 
 from indgang.dialogue import OfferCard
 from indgang.i18n import t
-from indgang.offer_cards import offer_card, offers_of_type, short_title, way_in
+from indgang.offer_cards import offer_card, offer_line, offers_of_type
 from indgang.search import OfferHit, OfferSearch
 
 OFFERS_SHOWN = 3
 RELATIVE_TYPES = frozenset({"paaroerendestoette", "familieraadgivning"})
 RELATIONS_OTHER = frozenset({"child", "partner", "parent", "sibling", "friend", "other"})
+ADULT_RELATIONS = frozenset({"partner", "parent"})
 
 
 @dataclass(frozen=True)
@@ -34,9 +35,10 @@ class Situation:
 
     @property
     def audience(self) -> str | None:
-        """Only a known age narrows the audience; a relation alone does not (a son may be 40)."""
+        """A known age narrows the audience, and so does a relation that is always an adult (a
+        parent, a partner); a child's relation alone does not (a son may be 40)."""
         if self.age is None:
-            return None
+            return "adult" if self.relation in ADULT_RELATIONS else None
         return "child" if self.age < 18 else "adult"
 
 
@@ -109,16 +111,8 @@ def guide(search: OfferSearch, situation: Situation) -> Guidance:
     def text(key: str) -> str:
         return t(f"bot.guidance.brief.{key}" if situation.brief else f"bot.guidance.{key}", lang)
 
-    def title(card: OfferCard) -> str:
-        return short_title(card.title) if situation.brief else card.title
-
-    def line(card: OfferCard) -> str:
-        access = t(f"bot.guidance.access_short.{card.access}", lang)
-        reach = way_in(card) if situation.brief else ""  # on SMS, each offer says how to reach it
-        return f"• {title(card)} ({access}{': ' + reach if reach else ''})"
-
     lines = [text("intro_relative" if situation.is_relative else "intro")]
-    lines += [line(c) for c in cards]
+    lines += [offer_line(c, lang, situation.brief) for c in cards]
     if not situation.brief:  # on SMS each offer's line already says how to get in
         for access in dict.fromkeys(c.access for c in cards):
             lines.append(t(f"bot.guidance.access.{access}", lang))

@@ -27,14 +27,14 @@ from indgang.handoff import Priority
 from indgang.i18n import normalise_language, t
 from indgang.language import guess_language
 from indgang.need_gate import need_gate
-from indgang.offer_cards import offer_card, offers_of_type
+from indgang.offer_cards import offer_card, offer_line, offers_of_type
 from indgang.queue_watch import booked_from_queue, place_notice
 from indgang.safety.normalise import storable
 from indgang.search import get_offer_search
 from indgang.search.engine import URGENT_TYPE
 from indgang.settings import Settings
 from indgang.sms import choices, recipients
-from indgang.sms.compose import compose
+from indgang.sms.compose import compose, fitting
 from indgang.sms.outbox import QueuedSms, SmsOutbox
 from indgang.sms.sender import SendKind, SmsSender
 from indgang.spool import SpooledMessage
@@ -318,13 +318,21 @@ class Inbound:
             return []  # staff answer in their own time; the page polls for their replies
         reply = await self.waiting_reply(conversation_id, lang)
         # A need told while waiting (after an alarm: "I'm shaken, is there anyone I can talk to?")
-        # is answered with offers now, not only when a person gets to it; on the web, as with the
-        # emergency reply, so an SMS stays short.
-        if channel != "sms" and await asyncio.to_thread(need_gate().states_need, text):
-            offers = await asyncio.to_thread(self._offers, text, lang)
-            if offers:
-                reply = Reply(text=f"{reply.text}\n{t('chat.waiting_offers', lang)}", offers=offers)
-        return [reply]
+        # is answered with offers now, not only when a person gets to it.
+        if not await asyncio.to_thread(need_gate().states_need, text):
+            return [reply]
+        offers = await asyncio.to_thread(self._offers, text, lang)
+        if not offers:
+            return [reply]
+        head = f"{reply.text}\n{t('chat.waiting_offers', lang)}"
+        if channel == "sms":
+            # No cards on SMS: each offer is a line with its way in, as many as the budget holds.
+            lines = fitting(head, [offer_line(o, lang, brief=True) for o in offers])
+            offers = offers[: len(lines)]
+            head = "\n".join([head, *lines])
+        shown = [o.model_dump(exclude_none=True) for o in offers]
+        await conversation.record_offers(self.redis, conversation_id, shown, self.ttl)
+        return [Reply(text=head, offers=offers)]
 
     async def waiting_reply(self, conversation_id: str, lang: str) -> Reply:
         notice = await place_notice(self.redis, self.settings, conversation_id, lang)

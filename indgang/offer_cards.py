@@ -6,6 +6,7 @@ from typing import Any
 
 from indgang.catalogue import Offer, load_catalogue
 from indgang.dialogue import OfferCard
+from indgang.i18n import t
 from indgang.search import OfferHit
 
 
@@ -41,6 +42,15 @@ def way_in(card: OfferCard) -> str:
     if url:
         return str(url).removeprefix("https://").removeprefix("http://").removeprefix("www.").rstrip("/")
     return str(contact.get("organisation") or "").split(" (")[0]  # "Din kommune (borgerservice)"
+
+
+def offer_line(card: OfferCard, language: str, brief: bool) -> str:
+    """One offer as a line of guidance: its name and access kind; brief (SMS): the short name,
+    and how to reach it, since an SMS has no card to tap."""
+    access = t(f"bot.guidance.access_short.{card.access}", language)
+    reach = way_in(card) if brief else ""
+    title = short_title(card.title) if brief else card.title
+    return f"• {title} ({access}{': ' + reach if reach else ''})"
 
 
 def offer_result(hit: OfferHit, language: str) -> dict[str, Any]:

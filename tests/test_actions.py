@@ -15,7 +15,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import actions, booking, context
 from actions.nlg import text_of
 from indgang import conversation
-from indgang.booking import Calendar, Slot, book, find_active_booking
+from indgang.booking import Calendar, Slot, book, find_active_booking, in_booking_form
 from indgang.need_gate import need_gate
 
 
@@ -191,6 +191,54 @@ async def test_questions_about_the_offers_shown_are_answered_from_them(test_redi
     assert "70 10 10 10" in answers["hvornår har de åbent"]
 
 
+SHOWN = [
+    {"id": "a", "type": "alkoholbehandling", "title": "Gratis alkoholbehandling", "access": "open"},
+    {
+        "id": "b",
+        "type": "midlertidigt_botilbud",
+        "title": "Midlertidigt botilbud",
+        "summary": "Et sted at bo i en periode, med støtte.",
+        "access": "visitation",
+        "contact": {"phone": "70 10 10 10"},
+    },
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("text", "intent", "action"),
+    [
+        ("2", "inform_age", actions.ActionSearchOffers()),  # a bare number reads as an age
+        ("den anden", "nlu_fallback", actions.ActionFallback()),
+        ("nr 2 tak", "affirm", actions.ActionSmallTalk()),
+        ("tell me more about the second one", "out_of_scope", actions.ActionOutOfScope()),
+        ("hvad koster nummer 2", "ask_access", actions.ActionExplainAccess()),
+        ("hvor ligger midlertidigt botilbud", "ask_access", actions.ActionExplainAccess()),
+    ],
+)
+async def test_a_message_pointing_at_a_shown_offer_is_answered_about_that_one(
+    test_redis, text: str, intent: str, action
+) -> None:
+    await conversation.record_offers(test_redis, "conv-actions", SHOWN, 600)
+    dispatcher = CollectingDispatcher()
+    events = await action.run(dispatcher, tracker(text, intent), {})
+    [said] = [m["text"] for m in dispatcher.messages]
+    assert said.startswith("• Midlertidigt botilbud") and "alkohol" not in said, said
+    assert not offers_of(dispatcher) and not any(e["event"] == "followup" for e in events)
+    if len(text.split()) <= 2 or "more" in text:  # a bare pointer tells more about the offer
+        assert "Et sted at bo" in said and "70 10 10 10" in said, said
+
+
+@pytest.mark.anyio
+async def test_a_number_is_an_age_when_no_offers_were_shown(test_redis) -> None:
+    dispatcher = CollectingDispatcher()
+    slots = {"need_text": "min søn har autisme og vi er helt udkørte"}
+    await actions.ActionSearchOffers().run(
+        dispatcher, tracker("9", "inform_age", slots, sender="conv-none"), {}
+    )
+    assert offers_of(dispatcher)
+
+
 @pytest.mark.anyio
 async def test_a_fallback_that_states_a_need_gets_offers(test_redis) -> None:
     dispatcher = CollectingDispatcher()
@@ -263,3 +311,116 @@ async def test_a_phone_number_typed_on_the_web_reveals_no_tovholder(
     dispatcher = CollectingDispatcher()
     await booking.AskSlot().run(dispatcher, asked("sms", "sms-victim-2"), {})
     assert "din tovholder, Mette" in " ".join(m.get("text") or "" for m in dispatcher.messages)
+
+
+# Booking words start a booking and nothing else does. These phrasings are not in the NLU training
+# data: whatever intent the model reads in them, the actions must get them right.
+BOOKING_ASKED = [
+    ("ja tak book mig", "affirm"),
+    ("ja, book en tid til mig", "affirm"),
+    ("ja tak. kan min datter og jeg faa en tid sammen", "affirm"),
+    ("jo tak, bestil en samtale til min far", "thank"),
+    ("yes please, I'd like an appointment", "affirm"),
+    ("ja tak book mig ind", "nlu_fallback"),
+    ("ok book en tid hos en tovholder", "out_of_scope"),
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("text", "intent"), BOOKING_ASKED)
+async def test_booking_words_read_as_another_intent_start_the_booking(
+    test_redis, text: str, intent: str
+) -> None:
+    action = {"nlu_fallback": actions.ActionFallback(), "out_of_scope": actions.ActionOutOfScope()}.get(
+        intent, actions.ActionSmallTalk()
+    )
+    dispatcher = CollectingDispatcher()
+    events = await action.run(dispatcher, tracker(text, intent), {})
+    assert events == [FollowupAction("action_booking_start")] and dispatcher.messages == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ja tak",
+        "ja det vil jeg gerne",
+        "ja tak, hvad koster det",
+        "yes that sounds good",
+        "ja, det har jeg tid til",
+    ],
+)
+async def test_a_yes_without_booking_words_books_nothing(test_redis, text: str) -> None:
+    dispatcher = CollectingDispatcher()
+    events = await actions.ActionSmallTalk().run(dispatcher, tracker(text, "affirm"), {})
+    assert not any(e["event"] == "followup" for e in events)
+    assert dispatcher.messages and "tovholder" not in dispatcher.messages[0]["text"]
+
+
+@pytest.mark.anyio
+async def test_a_booking_started_from_a_yes_runs_the_form_and_from_book_contact_the_rule_does(
+    test_redis, base_settings, monkeypatch
+) -> None:
+    monkeypatch.setattr(context, "settings", lambda: base_settings)
+    dispatcher = CollectingDispatcher()
+    events = await booking.ActionBookingStart().run(dispatcher, tracker("ja tak book mig", "affirm"), {})
+    assert events[-1] == FollowupAction("booking_form")
+    assert "tovholder" in dispatcher.messages[0]["text"]
+    started = tracker("kan jeg booke en samtale", "book_contact", sender="conv-actions-2")
+    events = await booking.ActionBookingStart().run(CollectingDispatcher(), started, {})
+    assert not any(e["event"] == "followup" for e in events)  # bot/data/booking.yml runs the form
+
+
+@pytest.mark.anyio
+async def test_a_need_read_as_a_booking_without_booking_words_gets_offers(
+    test_redis, base_settings, monkeypatch
+) -> None:
+    monkeypatch.setattr(context, "settings", lambda: base_settings)
+    dispatcher = CollectingDispatcher()
+    text = "jeg har ikke tid til at passe min mor mere, hun har demens og jeg er helt brugt op"
+    events = await booking.ActionBookingStart().run(dispatcher, tracker(text, "book_contact"), {})
+    assert set(offers_of(dispatcher)) & {"aflastning", "paaroerendestoette", "hjemmepleje"}
+    assert events[-1] == FollowupAction("action_listen")
+    assert not await in_booking_form(test_redis, "conv-actions")
+
+
+def in_form(text: str, intent: str, events: list[dict[str, Any]]) -> Tracker:
+    found = tracker(text, intent)
+    found.events = events
+    return found
+
+
+@pytest.mark.anyio
+async def test_the_consent_question_is_long_once_and_short_when_asked_again(test_redis) -> None:
+    said = {"event": "user", "text": "ja tak book mig"}
+    started = [said, {"event": "action", "name": "action_booking_start"}]
+    requested = {"event": "slot", "name": "requested_slot", "value": "booking_consent"}
+    first, again = CollectingDispatcher(), CollectingDispatcher()
+    await booking.AskConsent().run(first, in_form("ja tak book mig", "affirm", [*started, requested]), {})
+    asked = [*started, requested, {"event": "user", "text": "hmm"}, requested]
+    await booking.AskConsent().run(again, in_form("hmm", "nlu_fallback", asked), {})
+    long_text, short_text = first.messages[0]["text"], again.messages[0]["text"]
+    assert "tovholderen kan kontakte" in long_text and "tovholderen kan kontakte" not in short_text
+    assert len(short_text) < len(long_text) / 2 and again.messages[0]["buttons"]
+    # a new booking later in the same conversation gets the whole text again
+    await booking.AskConsent().run(first, in_form("book", "book_contact", [*asked, *started, requested]), {})
+    assert first.messages[-1]["text"] == long_text
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("text", "intent", "whom"),
+    [
+        ("someone else", "request_human", "other"),
+        ("mig selv", "inform_relation", "self"),
+        ("til min søn", "inform_relation", "other"),
+    ],
+)
+async def test_who_it_is_for_said_at_the_consent_question_is_kept_and_nothing_else_happens(
+    text: str, intent: str, whom: str
+) -> None:
+    dispatcher = CollectingDispatcher()
+    form = booking.ValidateBookingForm()
+    slots = await form.validate_booking_consent(text, dispatcher, tracker(text, intent), {})
+    assert slots == {"booking_consent": None, "booking_for_whom": whom}
+    assert dispatcher.messages == []  # the form asks the consent again, briefly

@@ -281,3 +281,19 @@ async def test_saying_no_or_aflys_while_collecting_stores_nothing(
     assert stopped.booking is None and "stoppet" in stopped.text
     mine = {declined.id, stopped.id}
     assert not [b for b in await list_bookings(store) if b.conversation_id in mine]
+
+
+async def test_a_yes_with_booking_words_after_offers_starts_the_booking_and_a_bare_yes_does_not(
+    stack: Stack,
+) -> None:
+    for words in ("ja tak book mig", "ja, book en tid til mig"):
+        citizen = Citizen(stack)
+        await citizen.say("min søn på 15 har ingen venner og sidder alene på sit værelse hele dagen")
+        assert any(r["offers"] for r in citizen.last["replies"]), citizen.last
+        await citizen.say(words)
+        assert citizen.booking and citizen.booking["state"] == "collecting", (words, citizen.last)
+        assert [b["payload"] for b in citizen.buttons] == ["/affirm", "/deny"]  # the consent question
+    citizen = Citizen(stack)
+    await citizen.say("min søn på 15 har ingen venner og sidder alene på sit værelse hele dagen")
+    await citizen.say("ja tak")  # the follow-up consent's answer, not a booking
+    assert citizen.booking is None, citizen.last

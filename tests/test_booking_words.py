@@ -1,4 +1,4 @@
-"""Times and phone numbers in a citizen's own words."""
+"""Times, phone numbers and asking for a booking in a citizen's own words."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from booking_helpers import MONDAY
 from indgang.booking.calendar import TimeWish
 from indgang.booking.tovholdere import Directory, MeetingKind
 from indgang.booking.when import parse_wish
+from indgang.booking.words import asks_to_book
 from indgang.phone import normalise_phone, phone_hash
 from indgang.settings import Settings
 
@@ -75,3 +76,40 @@ def test_the_default_directory_covers_the_teams_and_picks_by_need(base_settings:
     assert {t.id for t in directory.candidates({"familiebehandling"}, kind=MeetingKind.MEETING)} == {"sofie"}
     # Nobody covers an unknown need or municipality: everyone is a candidate, never no one.
     assert len(directory.candidates({"unknown"}, municipality="Aarhus")) == len(directory.tovholdere)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ja tak book mig",
+        "JA BOOK",
+        "Ja tak, kan jeg få en tid",
+        "kan jeg faa en ny tid hos jer",
+        "jo tak, bestil en samtale til min far",
+        "ok, reserver en tid til mig og min mor",
+        "ja gerne et møde med en tovholder",
+        "ja tak. en telefontid",
+        "yes please, I'd like an appointment",
+        "yes, schedule a call",
+    ],
+)
+def test_booking_words(text: str) -> None:
+    assert asks_to_book(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ja tak",
+        "ja det vil jeg gerne",
+        "jeg har ikke tid til at passe min mor",
+        "jeg har brug for tid for mig selv",
+        "hvad er en tovholder",
+        "jeg har et møde på jobcentret i morgen",
+        "det tager tid",
+        "facebook",
+        "I have no time for myself",
+    ],
+)
+def test_no_booking_words(text: str) -> None:
+    assert not asks_to_book(text)

@@ -48,3 +48,17 @@ def test_short_titles_keep_the_name_before_the_dash() -> None:
     assert short_title("PPR – Pædagogisk Psykologisk Rådgivning") == "PPR"
     assert short_title("Bedre Psykiatri - for pårørende") == "Bedre Psykiatri"
     assert short_title("Alkolinjen") == "Alkolinjen"
+
+
+@pytest.mark.parametrize(
+    "situation",
+    [
+        Situation(text="min mor på 82 er begyndt at glemme ting og falder tit, jeg bor langt væk", age=82),
+        Situation(text="min mor er begyndt at glemme ting og falder tit", relation="parent"),
+    ],
+    ids=["age", "relation"],
+)
+def test_an_old_mother_who_falls_gets_no_offer_about_a_child_at_risk(situation: Situation) -> None:
+    """A parent or a partner is an adult: offers about a child at risk are not for them."""
+    types = [o.type for o in guide(get_offer_search(), situation).offers]
+    assert "bekymring_barn" not in types and {"paaroerendestoette", "hjaelpemidler"} & set(types), types

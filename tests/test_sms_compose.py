@@ -8,7 +8,17 @@ import pytest
 from indgang.dialogue import Button, OfferCard, Reply
 from indgang.i18n import t
 from indgang.sms import keywords
-from indgang.sms.compose import choice_index, compose, for_sms, measure, numbered, plain, split
+from indgang.sms.compose import (
+    TARGET_SEGMENTS,
+    choice_index,
+    compose,
+    fitting,
+    for_sms,
+    measure,
+    numbered,
+    plain,
+    split,
+)
 from indgang.sms.keywords import Keyword
 
 BUTTONS = [
@@ -189,3 +199,13 @@ def test_a_short_reply_keeps_its_access_explanation() -> None:
     text = "\n".join([t("bot.guidance.intro", "da"), "• Jobstien", t("bot.guidance.access.referral", "da")])
     composed = compose([Reply(text=text, offers=[_offer("Jobstien", "referral")])], "da")
     assert t("bot.guidance.access.referral", "da") in composed.text
+
+
+def test_offer_lines_are_kept_to_what_fits_the_segment_budget_but_at_least_one() -> None:
+    head = "Tak. Din besked er givet videre til en medarbejder. Du er nummer 2 i køen."
+    lines = [f"• Tilbud nummer {n} med et langt navn (bare mød op: 70 20 30 4{n})" for n in range(6)]
+    kept = fitting(head, lines)
+    assert 1 < len(kept) < len(lines) and kept == lines[: len(kept)]
+    assert measure(plain("\n".join([head, *kept]))).segments <= TARGET_SEGMENTS
+    assert measure(plain("\n".join([head, *lines[: len(kept) + 1]]))).segments > TARGET_SEGMENTS
+    assert fitting("x" * 400, lines) == lines[:1]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 from collections.abc import AsyncIterator, Iterator
 
@@ -19,12 +20,13 @@ from fakes.twilio_api import FakeTwilio
 from outbox_helpers import outbox_drained
 from twilio.request_validator import RequestValidator
 
-from indgang import handoff, keys, transcript
+from indgang import conversation, handoff, keys, transcript
 from indgang.booking import Calendar, Slot, book, get_booking, start_collecting
 from indgang.devstack import free_port
 from indgang.redis_store import connect
 from indgang.settings import Settings
 from indgang.sms import delivery, optout, recipients
+from indgang.sms.compose import TARGET_SEGMENTS, measure
 
 pytestmark = pytest.mark.anyio
 
@@ -251,6 +253,28 @@ async def test_a_crisis_message_gets_the_emergency_reply_first_and_an_urgent_han
     assert (state.state, state.priority) == (handoff.HandoffState.REQUESTED, handoff.Priority.URGENT)
     messages, _ = await transcript.read(redis, conv)
     assert [m.crisis for m in messages if m.sender == "bot"][-1] is True
+
+
+async def test_a_need_told_while_waiting_for_a_person_gets_offers_with_their_way_in(
+    client: httpx.AsyncClient, settings: Settings, redis: aioredis.Redis, fake_twilio: FakeTwilio
+) -> None:
+    conv = _conv(settings)
+    await _text(client, settings, "Hej")  # the engine is down: "1) Tal med en medarbejder"
+    await _text(client, settings, "1")
+    await _text(client, settings, "min mand drikker hver dag og jeg ved ikke hvad jeg skal gore")
+    body = fake_twilio.sent()[-1]["Body"]
+    assert "nummer 1 i køen" in body and "Mens du venter" in body
+    offers = [line for line in body.splitlines() if line.startswith("- ")]
+    assert offers, body
+    # each offer names how to reach it (a phone number, a web address or who runs it)
+    assert all(re.fullmatch(r"- .+ \(.+: .+\)", line) for line in offers), offers
+    assert measure(body).segments <= TARGET_SEGMENTS
+    assert (await handoff.get(redis, conv)).state == handoff.HandoffState.REQUESTED
+    record = await conversation.get(redis, conv)
+    assert record is not None and len(record.offers_shown) == len(offers)  # staff see what was told
+    await _text(client, settings, "ok tak")
+    thanks = fake_twilio.sent()[-1]["Body"]
+    assert "medarbejder" in thanks and "Mens du venter" not in thanks
 
 
 # --- keywords -----------------------------------------------------------------------------------

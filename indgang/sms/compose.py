@@ -113,6 +113,15 @@ def numbered(buttons: list[Button], language: str) -> str:
     return "\n".join([*lines, t("sms.choices.reply", language, numbers=spoken)])
 
 
+def fitting(head: str, lines: list[str]) -> list[str]:
+    """As many of `lines`, in order, as fit after `head` within TARGET_SEGMENTS (at least one:
+    a way in matters more than a third segment)."""
+    for count in range(len(lines), 1, -1):
+        if measure(plain("\n".join([head, *lines[:count]]))).segments <= TARGET_SEGMENTS:
+            return lines[:count]
+    return lines[:1]
+
+
 def choice_index(text: str, count: int) -> int | None:
     """A reply of "2" (or "2." or " 2) ") -> index 1, when there are that many choices."""
     found = _CHOICE.match(text)
