@@ -12,7 +12,7 @@ from indgang import conversation, handoff, safety, transcript
 from indgang.dialogue import Reply
 from indgang.inbound import Inbound
 from indgang.safety import check
-from indgang.safety.model import concepts_in, default_model
+from indgang.safety.model import concepts_in, default_model, search_dialogues
 from indgang.safety.normalise import clean
 from indgang.safety.text import split
 
@@ -191,6 +191,25 @@ def test_the_turns_before_complete_the_picture() -> None:
     together = safety.assess(second, [first])
     assert together.crisis
     assert "window" in together.layers or alone.crisis
+
+
+def test_the_search_batches_dialogues_teach_calm_conversations(tmp_path) -> None:
+    (tmp_path / "blind_z.yaml").write_text(
+        "dialogues:\n"
+        "- name: a\n  turns:\n"
+        "  - {user: min søn drikker hver dag, crisis: false}\n"
+        "  - {user: hvad koster det}\n"
+        "  - {user: nu har han taget alle pillerne, crisis: true}\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "team.yaml").write_text("dialogues:\n- name: b\n  turns:\n  - {user: hej}\n", encoding="utf-8")
+    examples = search_dialogues(tmp_path)
+    texts = [e.text for e in examples]
+    # every turn alone and the running window up to it, labelled as that turn
+    assert texts[:3] == ["min søn drikker hver dag", "hvad koster det", "min søn drikker hver dag\nhvad koster det"]
+    assert [e.crisis for e in examples if e.source == "blind_z_dialogues"] == [False, False, False, True, True]
+    # outsiders' dialogues help set the threshold; the team's own do not
+    assert {e.source: e.calibrates for e in examples} == {"blind_z_dialogues": True, "team_dialogues": False}
 
 
 class RecordingEngine:
