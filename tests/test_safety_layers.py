@@ -130,6 +130,7 @@ def test_rules_alone_still_alarm_when_the_model_is_down(monkeypatch: pytest.Monk
         "I undervisningen skal vi øve selvmordsrisikovurdering i rollespil. Har I materiale om det?",
         "Year 9 are reading Macbeth, lots of murder and a suicide in it. Do you have resources?",
         "I hold a premises licence and want my staff trained in what to do if someone overdoses",
+        "jeg er den eneste min bror har og jeg kan ikke mere. hvordan får han en fast kontaktperson",
     ],
 )
 def test_a_dangers_bare_name_as_a_topic_is_calm(text: str) -> None:
@@ -139,7 +140,15 @@ def test_a_dangers_bare_name_as_a_topic_is_calm(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["selvmordstanker igen", "selvmord", "overdose", "jeg har selvmordstanker igen i aften"]
+    "text",
+    [
+        "selvmordstanker igen",
+        "selvmord",
+        "overdose",
+        "jeg har selvmordstanker igen i aften",
+        "jeg kan ikke mere",
+        "jeg kan ikke mere. vil bare sove og aldrig vågne igen",
+    ],
 )
 def test_a_dangers_bare_name_from_a_person_still_alarms(text: str) -> None:
     assert safety.assess(text).risk == "acute"
