@@ -211,14 +211,18 @@ def test_the_search_batches_dialogues_teach_calm_conversations(tmp_path) -> None
         "  - {user: nu har han taget alle pillerne, crisis: true}\n",
         encoding="utf-8",
     )
-    (tmp_path / "team.yaml").write_text("dialogues:\n- name: b\n  turns:\n  - {user: hej}\n", encoding="utf-8")
+    team = "dialogues:\n- name: b\n  turns:\n  - {user: hej}\n"
+    (tmp_path / "team.yaml").write_text(team, encoding="utf-8")
     examples = search_dialogues(tmp_path)
     texts = [e.text for e in examples]
     # every turn alone and the running window up to it, labelled as that turn
-    assert texts[:3] == ["min søn drikker hver dag", "hvad koster det", "min søn drikker hver dag\nhvad koster det"]
-    assert [e.crisis for e in examples if e.source == "blind_z_dialogues"] == [False, False, False, True, True]
+    first, second = "min søn drikker hver dag", "hvad koster det"
+    assert texts[:3] == [first, second, f"{first}\n{second}"]
+    labels = [e.crisis for e in examples if e.source == "blind_z_dialogues"]
+    assert labels == [False, False, False, True, True]
     # outsiders' dialogues help set the threshold; the team's own do not
-    assert {e.source: e.calibrates for e in examples} == {"blind_z_dialogues": True, "team_dialogues": False}
+    calibrating = {e.source: e.calibrates for e in examples}
+    assert calibrating == {"blind_z_dialogues": True, "team_dialogues": False}
 
 
 class RecordingEngine:
@@ -247,10 +251,36 @@ async def test_once_flagged_a_conversation_stays_flagged_and_first_for_staff(red
     assert (await conversation.get(redis, "conv-risk-1")).risk == "acute"
     state = await handoff.get(redis, "conv-risk-1")
     assert state.priority == handoff.Priority.URGENT and state.reason == "crisis"
+    seen = len(engine.seen)
+    # what a person adds in that moment is still the emergency: 112 again, staff already told
+    hurry = await inbound.handle("conv-risk-1", "skynd jer, jeg er alene hjemme på Rosenvej 4")
+    assert hurry.replies[0].crisis and hurry.replies[0].risk == "acute" and "112" in hurry.replies[0].text
+    # help has come: the turn is calm, the next one too, and the flag stays for staff
+    safe = await inbound.handle("conv-risk-1", "ambulancen er kommet nu")
+    assert not any(r.crisis for r in safe.replies)
     later = await inbound.handle("conv-risk-1", "ok tak")
-    assert not any(r.crisis for r in later.replies)  # the calm turn itself is not an alarm ...
-    assert (await conversation.get(redis, "conv-risk-1")).risk == "acute"  # ... nor does it un-flag
+    assert not any(r.crisis for r in later.replies)
+    assert len(engine.seen) == seen  # the person, not the bot, answers while staff are called
+    assert (await conversation.get(redis, "conv-risk-1")).risk == "acute"  # a calm turn never un-flags
     assert (await handoff.get(redis, "conv-risk-1")).priority == handoff.Priority.URGENT
+
+
+@pytest.mark.parametrize(
+    ("text", "continues"),
+    [
+        ("skynd jer plz", True),
+        ("hun er 5", True),
+        ("det var ca 20 panodil og nogle andre", True),
+        ("Her name is Sofie, 34, grey Toyota Yaris.", True),
+        ("ok tak", True),  # thanks for the numbers: nothing says help has come
+        ("ambulancen er her nu", False),
+        ("politiet har været her. hvor kan hun bo bagefter", False),
+        ("Police found her, she's safe and in hospital now", False),
+        ("ok police are on their way. I'm shaken, is there anyone I can talk to?", False),
+    ],
+)
+def test_after_an_acute_alarm_the_danger_goes_on_until_help_has_come(text: str, continues: bool) -> None:
+    assert safety.danger_continues(text) is continues
 
 
 @pytest.mark.anyio
