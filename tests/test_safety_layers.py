@@ -273,6 +273,8 @@ async def test_once_flagged_a_conversation_stays_flagged_and_first_for_staff(red
         ("det var ca 20 panodil og nogle andre", True),
         ("Her name is Sofie, 34, grey Toyota Yaris.", True),
         ("ok tak", True),  # thanks for the numbers: nothing says help has come
+        ("Hun taler meget utydeligt. Sekretæren ringer 112 nu.", True),  # calling is not come
+        ("Politiet har fået hende ned, hun er uskadt", False),
         ("ambulancen er her nu", False),
         ("politiet har været her. hvor kan hun bo bagefter", False),
         ("Police found her, she's safe and in hospital now", False),
