@@ -17,9 +17,12 @@ import statistics
 import sys
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
+
+from indgang import safety
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -43,24 +46,32 @@ def cases(path: Path) -> list[dict]:
 def run(batch: list[dict], assess) -> tuple[list[tuple[dict, object]], list[float]]:
     results, took = [], []
     for case in batch:
-        context = list(case["context"])
+        context, after_acute = list(case["context"]), False
         if "turn" in case:
-            # as the gateway does: turns after an alarm start a fresh window
-            context = _since_alarm(context, assess)
+            # as the gateway does: turns after an alarm start a fresh window, and after an acute
+            # alarm a calm turn continues the emergency until help has come
+            context, after_acute = _replay(context, assess)
         started = time.perf_counter()
-        results.append((case, assess(case["text"], context)))
+        assessment = assess(case["text"], context)
+        if not assessment.crisis and after_acute and safety.danger_continues(case["text"]):
+            assessment = replace(assessment, crisis=True, risk="acute", layers=("continues",))
+        results.append((case, assessment))
         took.append(time.perf_counter() - started)
     return results, took
 
 
-def _since_alarm(turns: list[str], assess) -> list[str]:
+def _replay(turns: list[str], assess) -> tuple[list[str], bool]:
+    """The window the next turn is read with, and whether the conversation is in acute danger."""
     window: list[str] = []
+    acute = False
     for text in turns:
-        if assess(text, window).crisis:
-            window = []
+        assessment = assess(text, window)
+        if assessment.crisis:
+            window, acute = [], assessment.risk == "acute"
         else:
             window.append(text)
-    return window
+            acute = acute and safety.danger_continues(text)
+    return window, acute
 
 
 def line(results: list[tuple[dict, object]]) -> str:

@@ -155,6 +155,16 @@ class Inbound:
             route = f"crisis_{assessment.risk}"
             metrics.CRISES.labels(channel).inc()
             turn.replies = await self._crisis(conversation_id, channel, assessment, lang, text)
+        elif (
+            state.with_staff
+            and await self._in_acute_danger(conversation_id)
+            and safety.danger_continues(text)
+        ):
+            # "skynd jer", "hun er 5": the emergency goes on until help has come; staff who hold
+            # the conversation answer themselves
+            route = "crisis_continues"
+            if state.state != handoff.HandoffState.ACTIVE:
+                turn.replies = [await self._still_in_danger(conversation_id, lang)]
         elif state.with_staff:
             route = "staff"
             turn.replies = await self._waiting_for_staff(conversation_id, state, lang, text, channel)
@@ -263,6 +273,19 @@ class Inbound:
             elif message.sender == "user":
                 turns.append(message.text)
         return turns[-(safety.WINDOW_TURNS - 1) :]
+
+    async def _in_acute_danger(self, conversation_id: str) -> bool:
+        """Whether the assistant's last word in this conversation was the acute emergency reply
+        (or its continuation), with nothing from staff since."""
+        recent = await transcript.tail(self.redis, conversation_id, 4 * safety.WINDOW_TURNS)
+        last = next((m for m in reversed(recent) if m.sender != "user"), None)
+        return last is not None and last.sender == "bot" and last.crisis and last.risk == "acute"
+
+    async def _still_in_danger(self, conversation_id: str, lang: str) -> Reply:
+        notice = await place_notice(self.redis, self.settings, conversation_id, lang)
+        number = safety.crisis_lines(lang)[0].number
+        text = f"{t('safety.continues', lang, number=number)}\n{notice}"
+        return Reply(text=text, crisis=True, risk="acute")
 
     async def _crisis(
         self, conversation_id: str, channel: str, assessment: safety.SafetyAssessment, lang: str, text: str

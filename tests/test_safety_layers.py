@@ -12,7 +12,7 @@ from indgang import conversation, handoff, safety, transcript
 from indgang.dialogue import Reply
 from indgang.inbound import Inbound
 from indgang.safety import check
-from indgang.safety.model import concepts_in, default_model
+from indgang.safety.model import concepts_in, default_model, search_dialogues
 from indgang.safety.normalise import clean
 from indgang.safety.text import split
 
@@ -130,6 +130,7 @@ def test_rules_alone_still_alarm_when_the_model_is_down(monkeypatch: pytest.Monk
         "I undervisningen skal vi øve selvmordsrisikovurdering i rollespil. Har I materiale om det?",
         "Year 9 are reading Macbeth, lots of murder and a suicide in it. Do you have resources?",
         "I hold a premises licence and want my staff trained in what to do if someone overdoses",
+        "jeg er den eneste min bror har og jeg kan ikke mere. hvordan får han en fast kontaktperson",
     ],
 )
 def test_a_dangers_bare_name_as_a_topic_is_calm(text: str) -> None:
@@ -139,7 +140,15 @@ def test_a_dangers_bare_name_as_a_topic_is_calm(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["selvmordstanker igen", "selvmord", "overdose", "jeg har selvmordstanker igen i aften"]
+    "text",
+    [
+        "selvmordstanker igen",
+        "selvmord",
+        "overdose",
+        "jeg har selvmordstanker igen i aften",
+        "jeg kan ikke mere",
+        "jeg kan ikke mere. vil bare sove og aldrig vågne igen",
+    ],
 )
 def test_a_dangers_bare_name_from_a_person_still_alarms(text: str) -> None:
     assert safety.assess(text).risk == "acute"
@@ -193,6 +202,29 @@ def test_the_turns_before_complete_the_picture() -> None:
     assert "window" in together.layers or alone.crisis
 
 
+def test_the_search_batches_dialogues_teach_calm_conversations(tmp_path) -> None:
+    (tmp_path / "blind_z.yaml").write_text(
+        "dialogues:\n"
+        "- name: a\n  turns:\n"
+        "  - {user: min søn drikker hver dag, crisis: false}\n"
+        "  - {user: hvad koster det}\n"
+        "  - {user: nu har han taget alle pillerne, crisis: true}\n",
+        encoding="utf-8",
+    )
+    team = "dialogues:\n- name: b\n  turns:\n  - {user: hej}\n"
+    (tmp_path / "team.yaml").write_text(team, encoding="utf-8")
+    examples = search_dialogues(tmp_path)
+    texts = [e.text for e in examples]
+    # every turn alone and the running window up to it, labelled as that turn
+    first, second = "min søn drikker hver dag", "hvad koster det"
+    assert texts[:3] == [first, second, f"{first}\n{second}"]
+    labels = [e.crisis for e in examples if e.source == "blind_z_dialogues"]
+    assert labels == [False, False, False, True, True]
+    # outsiders' dialogues help set the threshold; the team's own do not
+    calibrating = {e.source: e.calibrates for e in examples}
+    assert calibrating == {"blind_z_dialogues": True, "team_dialogues": False}
+
+
 class RecordingEngine:
     """Stands in for Rasa in this domain test: the gateway's own logic is under test here; the
     real engine is tested end to end with the stack."""
@@ -219,10 +251,38 @@ async def test_once_flagged_a_conversation_stays_flagged_and_first_for_staff(red
     assert (await conversation.get(redis, "conv-risk-1")).risk == "acute"
     state = await handoff.get(redis, "conv-risk-1")
     assert state.priority == handoff.Priority.URGENT and state.reason == "crisis"
+    seen = len(engine.seen)
+    # what a person adds in that moment is still the emergency: 112 again, staff already told
+    hurry = await inbound.handle("conv-risk-1", "skynd jer, jeg er alene hjemme på Rosenvej 4")
+    assert hurry.replies[0].crisis and hurry.replies[0].risk == "acute" and "112" in hurry.replies[0].text
+    # help has come: the turn is calm, the next one too, and the flag stays for staff
+    safe = await inbound.handle("conv-risk-1", "ambulancen er kommet nu")
+    assert not any(r.crisis for r in safe.replies)
     later = await inbound.handle("conv-risk-1", "ok tak")
-    assert not any(r.crisis for r in later.replies)  # the calm turn itself is not an alarm ...
-    assert (await conversation.get(redis, "conv-risk-1")).risk == "acute"  # ... nor does it un-flag
+    assert not any(r.crisis for r in later.replies)
+    assert len(engine.seen) == seen  # the person, not the bot, answers while staff are called
+    assert (await conversation.get(redis, "conv-risk-1")).risk == "acute"  # a calm turn never un-flags
     assert (await handoff.get(redis, "conv-risk-1")).priority == handoff.Priority.URGENT
+
+
+@pytest.mark.parametrize(
+    ("text", "continues"),
+    [
+        ("skynd jer plz", True),
+        ("hun er 5", True),
+        ("det var ca 20 panodil og nogle andre", True),
+        ("Her name is Sofie, 34, grey Toyota Yaris.", True),
+        ("ok tak", True),  # thanks for the numbers: nothing says help has come
+        ("Hun taler meget utydeligt. Sekretæren ringer 112 nu.", True),  # calling is not come
+        ("Politiet har fået hende ned, hun er uskadt", False),
+        ("ambulancen er her nu", False),
+        ("politiet har været her. hvor kan hun bo bagefter", False),
+        ("Police found her, she's safe and in hospital now", False),
+        ("ok police are on their way. I'm shaken, is there anyone I can talk to?", False),
+    ],
+)
+def test_after_an_acute_alarm_the_danger_goes_on_until_help_has_come(text: str, continues: bool) -> None:
+    assert safety.danger_continues(text) is continues
 
 
 @pytest.mark.anyio

@@ -111,6 +111,18 @@ def assess(text: str, context: Sequence[str] = ()) -> SafetyAssessment:
     )
 
 
+def danger_continues(text: str) -> bool:
+    """After an acute alarm, whether this turn (itself calm to the layers) leaves the danger
+    standing. What people add in that moment, "skynd jer", "hun er 5", an address, the pills'
+    count, is still the emergency; only a turn that says help has come or the person is safe
+    (rules/markers.yaml: safe_now, resolved) ends it. A layer that fails keeps the danger."""
+    try:
+        return not ({"safe_now", "resolved"} & concepts_in(clean(text)))
+    except Exception as exc:
+        log.error("safety layer failed", extra={"layer": "continues", "error": type(exc).__name__})
+        return True
+
+
 def default_assessment(text: str) -> SafetyAssessment:
     """What is known of a message when the rules layer could not read it."""
     return SafetyAssessment(
