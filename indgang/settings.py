@@ -241,6 +241,10 @@ class Settings(BaseSettings):
         ]
         if self.production and self.staff_cookie_secure is False:
             problems.append("STAFF_COOKIE_SECURE is false: the staff cookie must need TLS in production")
+        if self.production and "database_url" not in self.model_fields_set:
+            # the default is a SQLite file inside the checkout: records must live where they are
+            # backed up, so production names its database
+            problems.append("DATABASE_URL is unset: production keeps its records in a database it names")
         if problems:
             raise PydanticCustomError("insecure_settings", "; ".join(problems))
         for name in SECRET_FIELDS:

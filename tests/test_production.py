@@ -64,8 +64,11 @@ def strong_secrets() -> dict[str, str]:
 
 
 def test_production_takes_strong_secrets_and_https_webhooks_only() -> None:
-    settings = Settings(_env_file=None, indgang_env="production", **strong_secrets())
+    database = {"database_url": "postgresql://indgang@db.internal/indgang"}
+    settings = Settings(_env_file=None, indgang_env="production", **database, **strong_secrets())
     assert settings.production and settings.staff_cookie_secure is True
+    with pytest.raises(ValueError, match="DATABASE_URL is unset"):
+        Settings(_env_file=None, indgang_env="production", **strong_secrets())
     with pytest.raises(ValueError, match=r"WEBHOOK_URLS has http://receiver\.example: only https://"):
         Settings(
             _env_file=None,
@@ -79,7 +82,7 @@ def test_production_takes_strong_secrets_and_https_webhooks_only() -> None:
 
 def production_env(**secrets: str) -> dict[str, str]:
     """The test's environment without any secret, in production, with `secrets` set."""
-    env = {k: v for k, v in os.environ.items() if k.lower() not in SECRET_FIELDS}
+    env = {k: v for k, v in os.environ.items() if k.lower() not in {*SECRET_FIELDS, "database_url"}}
     return {**env, "INDGANG_ENV": "production", "GATEWAY_PORT": str(free_port()), **secrets}
 
 
@@ -111,6 +114,7 @@ def test_production_with_a_default_secret_exits_non_zero_saying_which(command: l
         "PHONE_HASH_KEY is shorter than 32 characters",
         "WEBHOOK_SECRET is unset",
         "RASA_AUTH_TOKEN is unset",
+        "DATABASE_URL is unset",
     ):
         assert problem in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and "kort-nøgle" not in done.stderr  # a message, no values
