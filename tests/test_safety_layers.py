@@ -225,6 +225,36 @@ def test_the_search_batches_dialogues_teach_calm_conversations(tmp_path) -> None
     assert calibrating == {"blind_z_dialogues": True, "team_dialogues": False}
 
 
+class ScriptedModel:
+    """The learned layer with set scores, so the window's own logic is what is tested."""
+
+    threshold = 0.7
+
+    def __init__(self, scores: dict[str, float]) -> None:
+        self.scores = scores
+
+    def score(self, text: str) -> tuple[float, float]:
+        return self.scores.get(text, 0.0), 0.9
+
+
+@pytest.mark.parametrize(
+    ("before", "together", "alarms"),
+    [
+        (0.65, 0.73, False),  # a neutral question after a worried message tips nothing
+        (0.30, 0.95, True),  # the second message completes the picture
+        (0.75, 0.76, True),  # the turns before were danger already, missed one by one
+    ],
+)
+def test_the_window_alarms_when_the_turn_adds_to_the_danger(
+    monkeypatch: pytest.MonkeyPatch, before: float, together: float, alarms: bool
+) -> None:
+    worry, question = "min bror drikker og har fået gulsot", "hvor ligger det henne, jeg kører ikke bil"
+    model = ScriptedModel({worry: before, f"{worry}\n{question}": together})
+    monkeypatch.setattr(check, "default_model", lambda: model)
+    assessment = check.assess(question, [worry])
+    assert ("window" in assessment.layers) is alarms
+
+
 class RecordingEngine:
     """Stands in for Rasa in this domain test: the gateway's own logic is under test here; the
     real engine is tested end to end with the stack."""

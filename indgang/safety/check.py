@@ -36,6 +36,10 @@ MODEL_MIN_WORDS = 3
 # below its own threshold, as the name is evidence too; "skal lave fremlæggelse om
 # selvmordstanker" scores far below it, "har selvmordstanker igen" far above.
 WEAK_RULE_SUPPORT = 0.2
+# How much the turns read together must rise over the turns before alone for the window to
+# alarm: on outsiders' conversations the window's own catches rose 0.7-1.0, a neutral question
+# after a worried message ("Hvor ligger det henne?") 0.08.
+WINDOW_GAIN = 0.2
 # Concepts that name who is at risk when no rule said it.
 _CATEGORY_OF_CONCEPT = (("child_harm", "child_at_risk"), ("harm_other", "violence"))
 
@@ -58,6 +62,19 @@ def _model_risk(text: str) -> tuple[Risk, float]:
     return ("acute" if acute >= ACUTE_SHARE else "concern"), danger
 
 
+def _window_risk(recent: list[str], text: str) -> tuple[Risk, float]:
+    """The learned layer's risk for the last turns read together. It counts when this turn adds
+    to the danger (P rises by WINDOW_GAIN over the turns before), or when the turns before were
+    danger already: "hvor ligger det?" after a worried message must not tip it over."""
+    risk, danger = _model_risk("\n".join([*recent, text]))
+    if risk == "none":
+        return risk, danger
+    before = default_model().score("\n".join(recent))[0]
+    if danger - before >= WINDOW_GAIN or before >= default_model().threshold:
+        return risk, danger
+    return "none", danger
+
+
 def assess(text: str, context: Sequence[str] = ()) -> SafetyAssessment:
     """The assessment of one message; `context` holds the writer's previous turns (oldest first)
     that have not yet raised an alarm, so the conversation so far counts too."""
@@ -73,7 +90,7 @@ def assess(text: str, context: Sequence[str] = ()) -> SafetyAssessment:
     )
     recent = [clean(turn) for turn in context][-(WINDOW_TURNS - 1) :] if context else []
     window_risk, window_danger = (
-        _layer("window", lambda: _model_risk("\n".join([*recent, text])), failed) or none if recent else none
+        _layer("window", lambda: _window_risk(recent, text), failed) or none if recent else none
     )
 
     risks: dict[str, Risk] = {}
