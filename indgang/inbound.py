@@ -138,7 +138,8 @@ class Inbound:
         await transcript.append(self.redis, conversation_id, "user", text, self.ttl, channel=channel)
         turn = Turn(conversation_id=conversation_id, language=lang)
 
-        assessment = safety.assess(text, await self._unalarmed_turns(conversation_id))
+        earlier = await self._earlier(conversation_id)
+        assessment = safety.assess(text, _unalarmed(earlier))
         state = await handoff.get(self.redis, conversation_id)
         if state.with_staff and not assessment.crisis and booked_from_queue(state, text):
             # The citizen took the queue's offer of a booking: out of the queue, to the booking form.
@@ -157,7 +158,7 @@ class Inbound:
             turn.replies = await self._crisis(conversation_id, channel, assessment, lang, text)
         elif (
             state.with_staff
-            and await self._in_acute_danger(conversation_id)
+            and _in_acute_danger(earlier)
             and safety.danger_continues(text)
         ):
             # "skynd jer", "hun er 5": the emergency goes on until help has come; staff who hold
@@ -259,27 +260,13 @@ class Inbound:
             return
         await self.handle(conv, message.text, "web", message.language)
 
-    async def _unalarmed_turns(self, conversation_id: str) -> list[str]:
-        """The writer's previous turns since the last alarm (the current one, already stored, is
-        left out), so danger that builds over several messages is seen, and no alarm is raised
-        twice from the same words."""
+    async def _earlier(self, conversation_id: str) -> list[transcript.Message]:
+        """The conversation's last messages before this one (already stored, so left out)."""
         recent = await transcript.tail(self.redis, conversation_id, 4 * safety.WINDOW_TURNS)
-        if recent and recent[-1].sender == "user":
-            recent = recent[:-1]
-        turns: list[str] = []
-        for message in recent:
-            if message.sender == "bot" and message.crisis:
-                turns = []
-            elif message.sender == "user":
-                turns.append(message.text)
-        return turns[-(safety.WINDOW_TURNS - 1) :]
+        return recent[:-1] if recent and recent[-1].sender == "user" else recent
 
-    async def _in_acute_danger(self, conversation_id: str) -> bool:
-        """Whether the assistant's last word in this conversation was the acute emergency reply
-        (or its continuation), with nothing from staff since."""
-        recent = await transcript.tail(self.redis, conversation_id, 4 * safety.WINDOW_TURNS)
-        last = next((m for m in reversed(recent) if m.sender != "user"), None)
-        return last is not None and last.sender == "bot" and last.crisis and last.risk == "acute"
+    async def _unalarmed_turns(self, conversation_id: str) -> list[str]:
+        return _unalarmed(await self._earlier(conversation_id))
 
     async def _still_in_danger(self, conversation_id: str, lang: str) -> Reply:
         notice = await place_notice(self.redis, self.settings, conversation_id, lang)
@@ -388,3 +375,22 @@ class Inbound:
             minutes = math.ceil(self.settings.engine_down_handoff_seconds / 60)
             button = Button(title=t("chat.talk_to_person_button", lang), payload=REQUEST_HUMAN_PAYLOAD)
             return [Reply(text=t("chat.engine_down", lang, minutes=minutes), buttons=[button])], True
+
+
+def _unalarmed(earlier: list[transcript.Message]) -> list[str]:
+    """The writer's previous turns since the last alarm, so danger that builds over several
+    messages is seen, and no alarm is raised twice from the same words."""
+    turns: list[str] = []
+    for message in earlier:
+        if message.sender == "bot" and message.crisis:
+            turns = []
+        elif message.sender == "user":
+            turns.append(message.text)
+    return turns[-(safety.WINDOW_TURNS - 1) :]
+
+
+def _in_acute_danger(earlier: list[transcript.Message]) -> bool:
+    """Whether the assistant's last word in this conversation was the acute emergency reply (or
+    its continuation), with nothing from staff since."""
+    last = next((m for m in reversed(earlier) if m.sender != "user"), None)
+    return last is not None and last.sender == "bot" and last.crisis and last.risk == "acute"

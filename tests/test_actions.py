@@ -168,29 +168,6 @@ async def test_a_question_about_a_kind_of_help_before_any_was_shown_gets_those_o
     assert "tovholder" in offers_of(dispatcher)
 
 
-@pytest.mark.anyio
-async def test_questions_about_the_offers_shown_are_answered_from_them(test_redis) -> None:
-    shown = [
-        {"id": "a", "type": "alkoholbehandling", "title": "Gratis alkoholbehandling", "access": "open"},
-        {
-            "id": "b",
-            "type": "midlertidigt_botilbud",
-            "title": "Midlertidigt botilbud",
-            "access": "visitation",
-            "contact": {"phone": "70 10 10 10"},
-        },
-    ]
-    await conversation.record_offers(test_redis, "conv-actions", shown, 600)
-    answers = {}
-    for question in ["hvad koster det?", "hvor lang ventetid er der", "hvornår har de åbent"]:
-        dispatcher = CollectingDispatcher()
-        await actions.ActionExplainAccess().run(dispatcher, tracker(question, "ask_access"), {})
-        answers[question] = dispatcher.messages[0]["text"]
-    assert "gratis" in answers["hvad koster det?"] and "husleje" in answers["hvad koster det?"]
-    assert "14 dage" in answers["hvor lang ventetid er der"]
-    assert "70 10 10 10" in answers["hvornår har de åbent"]
-
-
 SHOWN = [
     {"id": "a", "type": "alkoholbehandling", "title": "Gratis alkoholbehandling", "access": "open"},
     {
@@ -202,6 +179,21 @@ SHOWN = [
         "contact": {"phone": "70 10 10 10"},
     },
 ]
+
+
+@pytest.mark.anyio
+async def test_questions_about_the_offers_shown_are_answered_from_them(test_redis) -> None:
+    await conversation.record_offers(test_redis, "conv-actions", SHOWN, 600)
+    answers = {}
+    for question in ["hvad koster det?", "hvor lang ventetid er der", "hvornår har de åbent"]:
+        dispatcher = CollectingDispatcher()
+        await actions.ActionExplainAccess().run(dispatcher, tracker(question, "ask_access"), {})
+        answers[question] = dispatcher.messages[0]["text"]
+    assert "gratis" in answers["hvad koster det?"] and "husleje" in answers["hvad koster det?"]
+    assert "14 dage" in answers["hvor lang ventetid er der"]
+    assert "70 10 10 10" in answers["hvornår har de åbent"]
+
+
 
 
 @pytest.mark.anyio

@@ -69,8 +69,9 @@ def _window_risk(recent: list[str], text: str) -> tuple[Risk, float]:
     risk, danger = _model_risk("\n".join([*recent, text]))
     if risk == "none":
         return risk, danger
-    before = default_model().score("\n".join(recent))[0]
-    if danger - before >= WINDOW_GAIN or before >= default_model().threshold:
+    model = default_model()
+    before = model.score("\n".join(recent))[0]
+    if danger - before >= WINDOW_GAIN or before >= model.threshold:
         return risk, danger
     return "none", danger
 
