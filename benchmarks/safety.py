@@ -52,7 +52,7 @@ def run(batch: list[dict], assess) -> tuple[list[tuple[dict, object]], list[floa
             # alarm a calm turn continues the emergency until help has come
             context, after_acute = _replay(context, assess)
         started = time.perf_counter()
-        assessment = assess(case["text"], context)
+        assessment = assess(case["text"], context, in_danger=after_acute)
         if not assessment.crisis and after_acute and safety.danger_continues(case["text"]):
             assessment = replace(assessment, crisis=True, risk="acute", layers=("continues",))
         results.append((case, assessment))
@@ -65,7 +65,7 @@ def _replay(turns: list[str], assess) -> tuple[list[str], bool]:
     window: list[str] = []
     acute = False
     for text in turns:
-        assessment = assess(text, window)
+        assessment = assess(text, window, in_danger=acute)
         if assessment.crisis:
             window, acute = [], assessment.risk == "acute"
         else:

@@ -15,6 +15,15 @@ OFFERS_SHOWN = 3
 RELATIVE_TYPES = frozenset({"paaroerendestoette", "familieraadgivning"})
 RELATIONS_OTHER = frozenset({"child", "partner", "parent", "sibling", "friend", "other"})
 ADULT_RELATIONS = frozenset({"partner", "parent"})
+# A child named in the message: a parent or partner named beside it may be the cause, while the
+# child is whom the help is for ("en elev i 3. klasse ... mor sover hele dagen", "min dreng på 9
+# er ked af at far drikker"), so the audience is not narrowed to adults.
+_CHILD_NAMED = re.compile(
+    r"\b(?:barn|barnet|børn|boern|børnene|boernene|elev|eleven|elever|pige|pigen|piger|dreng|drengen|"
+    r"drenge|baby|babyen|spædbarn|teenager|\d{1,2}\.\s*klasse|kid|kids|child|children|pupil|pupils|"
+    r"boy|girl|toddler|teen)\b",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -38,7 +47,8 @@ class Situation:
         """A known age narrows the audience, and so does a relation that is always an adult (a
         parent, a partner); a child's relation alone does not (a son may be 40)."""
         if self.age is None:
-            return "adult" if self.relation in ADULT_RELATIONS else None
+            adult = self.relation in ADULT_RELATIONS and not _CHILD_NAMED.search(self.text)
+            return "adult" if adult else None
         return "child" if self.age < 18 else "adult"
 
 

@@ -139,7 +139,7 @@ class Inbound:
         turn = Turn(conversation_id=conversation_id, language=lang)
 
         earlier = await self._earlier(conversation_id)
-        assessment = safety.assess(text, _unalarmed(earlier))
+        assessment = safety.assess(text, _unalarmed(earlier), in_danger=_in_acute_danger(earlier))
         state = await handoff.get(self.redis, conversation_id)
         if state.with_staff and not assessment.crisis and booked_from_queue(state, text):
             # The citizen took the queue's offer of a booking: out of the queue, to the booking form.

@@ -236,7 +236,8 @@ async def test_a_fallback_that_states_a_need_gets_offers(test_redis) -> None:
     dispatcher = CollectingDispatcher()
     text = "min kone tror naboerne vil slå hende ihjel og hun sover ikke, jeg ved ikke hvem der kan hjælpe"
     await actions.ActionFallback().run(dispatcher, tracker(text, "nlu_fallback"), {})
-    assert set(offers_of(dispatcher)) & {"socialpsykiatri", "paaroerendestoette"}
+    # psychiatric help fits a wife in fear of imagined danger (SKP is outreach for psychiatric needs)
+    assert set(offers_of(dispatcher)) & {"socialpsykiatri", "paaroerendestoette", "skp"}
 
 
 @pytest.mark.anyio

@@ -62,3 +62,24 @@ def test_an_old_mother_who_falls_gets_no_offer_about_a_child_at_risk(situation: 
     """A parent or a partner is an adult: offers about a child at risk are not for them."""
     types = [o.type for o in guide(get_offer_search(), situation).offers]
     assert "bekymring_barn" not in types and {"paaroerendestoette", "hjaelpemidler"} & set(types), types
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("min mor drikker og jeg ved ikke hvad jeg skal gøre", "adult"),
+        ("En elev i 3. klasse kommer uden madpakke, og mor sover hele dagen", None),
+        ("my boy keeps crying because his dad drinks every night", None),
+    ],
+)
+def test_a_parent_named_beside_a_child_does_not_narrow_the_help(text: str, expected: str | None) -> None:
+    # The parent may be the cause; the child is whom the help is for.
+    assert Situation(text=text, relation="parent").audience == expected
+
+
+def test_a_professional_worried_about_a_pupil_and_the_mother_gets_the_child_concern_offer() -> None:
+    situation = Situation(
+        text="En elev i 2. klasse er ofte sulten og beskidt, og mor sover hele dagen. Hvad gør jeg?",
+        relation="parent",
+    )
+    assert "bekymring_barn" in [o.type for o in guide(get_offer_search(), situation).offers]

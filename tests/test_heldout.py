@@ -31,6 +31,8 @@ MAX_FALSE_ALARMS = 0.03
 MIN_HIT_AT_3 = 0.97
 MIN_HIT_AT_1 = 0.85
 
+pytestmark = pytest.mark.quality
+
 SAFETY_BATCHES = sorted(DATA.glob("safety_*.yaml"))
 SEARCH_BATCHES = blind_batches()[-2:]  # the latest two, each held out of its own fold
 

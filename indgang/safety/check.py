@@ -25,10 +25,17 @@ from indgang.language import guess_language
 from indgang.safety.detector import RISK_ORDER, Risk, SafetyAssessment, default_detector
 from indgang.safety.model import WINDOW_TURNS, combinations_in, concepts_in, default_model
 from indgang.safety.normalise import clean
+from indgang.safety.text import sentences
 
 log = logging.getLogger(__name__)
 
 ACUTE_SHARE = 0.5  # P(acute | danger) from which the model's alarm is acute rather than a concern
+# A rule or a concept names a danger but not always its time: "min far slår mig når han drikker"
+# is a concern to check in on, "han slår mig nu" an emergency. Their alarm is a concern when the
+# model's acute head is this sure it is not acute. On the held-out v and w, concern-labelled
+# messages given the concern tier rose from 18 to 44 of 56, acute ones given concern from 9 to 10
+# of 172.
+PRECISE_ACUTE_FLOOR = 0.2
 # Fewer words than this are too little for the model alone ("mig selv" answers a question); the
 # rules still read them, and the model reads them with the turns before.
 MODEL_MIN_WORDS = 3
@@ -40,6 +47,14 @@ WEAK_RULE_SUPPORT = 0.2
 # alarm: on outsiders' conversations the window's own catches rose 0.7-1.0, a neutral question
 # after a worried message ("Hvor ligger det henne?") 0.08.
 WINDOW_GAIN = 0.2
+# A long request can bury one sentence of danger ("... og i nat stod jeg på altanen og tænkte at
+# hoppe. Kan I sende mig information?"): each sentence is also read alone when the whole message
+# scores at least this. On the blind batches v, w, ab and ac that found 3 more of 458 dangers for
+# 1 more false alarm of 461; with no floor, past stories and films alarmed sentence by sentence.
+SENTENCE_FLOOR = 0.3
+# What frames the whole message frames each sentence too: "Hvad gør vi hvis en passager fortæller
+# at han har selvmordstanker? ... ingen konkret sag" is not read sentence by sentence.
+_FRAMES = frozenset({"fiction", "past", "resolved", "negated"})
 # Concepts that name who is at risk when no rule said it.
 _CATEGORY_OF_CONCEPT = (("child_harm", "child_at_risk"), ("harm_other", "violence"))
 
@@ -53,20 +68,25 @@ def _layer(name: str, run: Callable[[], object], failed: list[str]) -> object | 
         return None
 
 
-def _model_risk(text: str) -> tuple[Risk, float]:
-    """The learned layer's risk for a text, and its P(danger)."""
+def _model_risk(text: str, by_sentence: bool = False) -> tuple[Risk, float, float]:
+    """The learned layer's risk for a text, its P(danger) and P(acute | danger); `by_sentence`
+    also reads each sentence of a long message alone."""
     model = default_model()
     danger, acute = model.score(text)
+    if by_sentence and SENTENCE_FLOOR <= danger < model.threshold:
+        parts = [s for s in sentences(text) if len(s.split()) >= MODEL_MIN_WORDS]
+        if len(parts) > 1:
+            danger, acute = max((model.score(part) for part in parts), key=lambda scored: scored[0])
     if danger < model.threshold:
-        return "none", danger
-    return ("acute" if acute >= ACUTE_SHARE else "concern"), danger
+        return "none", danger, acute
+    return ("acute" if acute >= ACUTE_SHARE else "concern"), danger, acute
 
 
 def _window_risk(recent: list[str], text: str) -> tuple[Risk, float]:
     """The learned layer's risk for the last turns read together. It counts when this turn adds
     to the danger (P rises by WINDOW_GAIN over the turns before), or when the turns before were
     danger already: "hvor ligger det?" after a worried message must not tip it over."""
-    risk, danger = _model_risk("\n".join([*recent, text]))
+    risk, danger, _ = _model_risk("\n".join([*recent, text]))
     if risk == "none":
         return risk, danger
     model = default_model()
@@ -76,34 +96,40 @@ def _window_risk(recent: list[str], text: str) -> tuple[Risk, float]:
     return "none", danger
 
 
-def assess(text: str, context: Sequence[str] = ()) -> SafetyAssessment:
+def assess(text: str, context: Sequence[str] = (), in_danger: bool = False) -> SafetyAssessment:
     """The assessment of one message; `context` holds the writer's previous turns (oldest first)
-    that have not yet raised an alarm, so the conversation so far counts too."""
+    that have not yet raised an alarm, so the conversation so far counts too. `in_danger`: the
+    conversation's last reply was the acute emergency reply. Then a turn that says help has come
+    ("politiet er her nu, de har taget ham med") is read by the precise layers only: its words
+    are the emergency's, but the emergency is over."""
     failed: list[str] = []
     text = clean(text)
     rules = _layer("rules", lambda: default_detector().assess(text), failed)
     found = _layer("concepts", lambda: concepts_in(text), failed) or frozenset()
     combos = _layer("concepts", lambda: combinations_in(found), failed) or ()
     enough = len(text.split()) >= MODEL_MIN_WORDS
-    none: tuple[Risk, float] = ("none", 0.0)
-    model_risk, model_danger = (
-        (_layer("model", lambda: _model_risk(text), failed) or none) if enough else none
+    none: tuple[Risk, float, float] = ("none", 0.0, 1.0)
+    by_sentence = not (_FRAMES & found)
+    model_risk, model_danger, model_acute = (
+        (_layer("model", lambda: _model_risk(text, by_sentence), failed) or none) if enough else none
     )
     recent = [clean(turn) for turn in context][-(WINDOW_TURNS - 1) :] if context else []
     window_risk, window_danger = (
-        _layer("window", lambda: _window_risk(recent, text), failed) or none if recent else none
+        _layer("window", lambda: _window_risk(recent, text), failed) or none[:2] if recent else none[:2]
     )
 
     risks: dict[str, Risk] = {}
+    precise: Risk = "concern" if enough and model_acute < PRECISE_ACUTE_FLOOR else "acute"
     if isinstance(rules, SafetyAssessment) and rules.crisis:
         supported = not enough or max(model_danger, window_danger) >= WEAK_RULE_SUPPORT
         if not rules.weak or supported or "model" in failed:
-            risks["rules"] = "acute"
+            risks["rules"] = precise
     if combos:
-        risks["concepts"] = "acute"
-    if model_risk != "none":
+        risks["concepts"] = precise
+    settled = in_danger and not danger_continues(text)
+    if model_risk != "none" and not settled:
         risks["model"] = model_risk
-    if window_risk != "none":
+    if window_risk != "none" and not settled:
         risks["window"] = window_risk
     if failed:
         risks["error"] = "concern"

@@ -20,6 +20,8 @@ _REPEATS = re.compile(r"([a-z])\1+")
 # A word (letters or digits, with inner apostrophes) or a punctuation mark that ends a clause.
 _TOKEN = re.compile(r"[^\W_]+(?:['’´`][^\W_]+)*|[.!?;:,\n]")
 _SENTENCE_MARKS = frozenset(".!?\n")
+# Where a sentence may end in raw text: its marks followed by a space, or a line break.
+_SENTENCE_END = re.compile(r"[.!?]+(?=\s)|\n+")
 # Words that open a new clause: negation and "at the end of the clause" stop here.
 _CLAUSE_OPENERS = frozenset({"og", "men", "sa", "and", "but", "so"})
 # Abbreviations whose full stop does not end the sentence ("indtog ca. 40 tabletter"), folded.
@@ -106,3 +108,19 @@ def split(text: str) -> Words:
         sentences.append(sentence)
         clauses.append(clause)
     return Words(tuple(words), tuple(sentences), tuple(clauses))
+
+
+def sentences(text: str) -> list[str]:
+    """The raw sentences of a message, for reading each one alone. A full stop after a number
+    ("7. sal", "1. maj") or an abbreviation ("ca. 40") does not end one."""
+    out: list[str] = []
+    start = 0
+    for end in _SENTENCE_END.finditer(text):
+        before = text[start : end.start()].split()
+        last = fold(before[-1]) if before else ""
+        if end.group() == "." and (last.isdigit() or last in _ABBREVIATIONS):
+            continue
+        out.append(text[start : end.end()].strip())
+        start = end.end()
+    out.append(text[start:].strip())
+    return [s for s in out if s]
