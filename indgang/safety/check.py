@@ -55,6 +55,8 @@ SENTENCE_FLOOR = 0.3
 # What frames the whole message frames each sentence too: "Hvad gør vi hvis en passager fortæller
 # at han har selvmordstanker? ... ingen konkret sag" is not read sentence by sentence.
 _FRAMES = frozenset({"fiction", "past", "resolved", "negated"})
+# Markers of a turn saying help has come or the person is safe (rules/markers.yaml).
+_HELP_HAS_COME = frozenset({"safe_now", "resolved"})
 # Concepts that name who is at risk when no rule said it.
 _CATEGORY_OF_CONCEPT = (("child_harm", "child_at_risk"), ("harm_other", "violence"))
 
@@ -108,14 +110,16 @@ def assess(text: str, context: Sequence[str] = (), in_danger: bool = False) -> S
     found = _layer("concepts", lambda: concepts_in(text), failed) or frozenset()
     combos = _layer("concepts", lambda: combinations_in(found), failed) or ()
     enough = len(text.split()) >= MODEL_MIN_WORDS
+    # No model reading (too short, or the layer failed): a precise layer's alarm stays acute.
     none: tuple[Risk, float, float] = ("none", 0.0, 1.0)
+    calm_window: tuple[Risk, float] = ("none", 0.0)
     by_sentence = not (_FRAMES & found)
     model_risk, model_danger, model_acute = (
         (_layer("model", lambda: _model_risk(text, by_sentence), failed) or none) if enough else none
     )
     recent = [clean(turn) for turn in context][-(WINDOW_TURNS - 1) :] if context else []
     window_risk, window_danger = (
-        _layer("window", lambda: _window_risk(recent, text), failed) or none[:2] if recent else none[:2]
+        _layer("window", lambda: _window_risk(recent, text), failed) or calm_window if recent else calm_window
     )
 
     risks: dict[str, Risk] = {}
@@ -126,7 +130,7 @@ def assess(text: str, context: Sequence[str] = (), in_danger: bool = False) -> S
             risks["rules"] = precise
     if combos:
         risks["concepts"] = precise
-    settled = in_danger and not danger_continues(text)
+    settled = in_danger and bool(_HELP_HAS_COME & found)  # the concepts read once, above
     if model_risk != "none" and not settled:
         risks["model"] = model_risk
     if window_risk != "none" and not settled:
@@ -161,7 +165,7 @@ def danger_continues(text: str) -> bool:
     count, is still the emergency; only a turn that says help has come or the person is safe
     (rules/markers.yaml: safe_now, resolved) ends it. A layer that fails keeps the danger."""
     try:
-        return not ({"safe_now", "resolved"} & concepts_in(clean(text)))
+        return not (_HELP_HAS_COME & concepts_in(clean(text)))
     except Exception as exc:
         log.error("safety layer failed", extra={"layer": "continues", "error": type(exc).__name__})
         return True
