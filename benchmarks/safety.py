@@ -68,9 +68,12 @@ def _replay(turns: list[str], assess) -> tuple[list[str], bool]:
         assessment = assess(text, window, in_danger=acute)
         if assessment.crisis:
             window, acute = [], assessment.risk == "acute"
+        elif acute:
+            # The turn after an acute alarm starts no window: the emergency goes on (and its reply
+            # is the emergency again) or help has come (inbound._unalarmed).
+            window, acute = [], safety.danger_continues(text)
         else:
             window.append(text)
-            acute = acute and safety.danger_continues(text)
     return window, acute
 
 

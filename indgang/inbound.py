@@ -379,13 +379,18 @@ class Inbound:
 
 def _unalarmed(earlier: list[transcript.Message]) -> list[str]:
     """The writer's previous turns since the last alarm, so danger that builds over several
-    messages is seen, and no alarm is raised twice from the same words."""
+    messages is seen, and no alarm is raised twice from the same words. The turn right after an
+    acute alarm is left out too: it kept the emergency going (and was answered as one) or said
+    that help has come ("the paramedics are here"), and its words are the emergency's."""
     turns: list[str] = []
+    after_acute = False
     for message in earlier:
         if message.sender == "bot" and message.crisis:
-            turns = []
+            turns, after_acute = [], message.risk == "acute"
         elif message.sender == "user":
-            turns.append(message.text)
+            if not after_acute:
+                turns.append(message.text)
+            after_acute = False
     return turns[-(safety.WINDOW_TURNS - 1) :]
 
 

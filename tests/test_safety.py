@@ -14,6 +14,8 @@ import yaml
 
 from indgang.i18n import t
 from indgang.safety import SafetyAssessment, assess, crisis_lines, crisis_reply, lines_for
+from indgang.safety.detector import default_detector
+from indgang.safety.model import concepts_in
 from indgang.safety.patterns import Lexicon, PatternError, PatternSet, compile_pattern
 from indgang.safety.rules import CATEGORIES, RULES_DIR, load
 from indgang.safety.text import Words, fold, split
@@ -86,6 +88,8 @@ def test_a_concern_for_a_child_is_flagged_and_only_then() -> None:
         "min kæreste slog op med mig",
         "this waiting is killing me",
         "I'm dying to hear from you",
+        "I'd kill for a cup of coffee",
+        "jeg kunne slå mig selv i hovedet over det",
     ],
 )
 def test_everyday_idioms_are_calm(text: str) -> None:
@@ -134,6 +138,64 @@ def test_folding_gives_one_spelling() -> None:
     assert fold("skære") == fold("skaere")
     assert fold("don't") == "dont"
     assert fold("112") == "112"  # digits are never collapsed
+
+
+def test_texting_spellings_fold_to_the_word() -> None:
+    assert fold("ikk") == fold("ik") == fold("ikke")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hjaelp min storebror har min lillesoester om halsen han klemmer og hun kan ikk faa luft",
+        "min mand kom hjem nu, han er meget fuld og han slår mig i hovedet",  # not "slå sig selv i hovedet"
+        "slår mig selv i hovedet med flasker når trangen kommer",
+        "I've been having thoughts of killing myself for about a month now.",  # not "kill for a ..."
+        "mand ved busstoppestedet siger han vil smide sig ud foran den næste bus",
+        "I am on the top of the parking house at the hospital. I will jump now",
+    ],
+)
+def test_danger_that_an_idiom_or_a_spelling_once_hid(text: str) -> None:
+    assert assess(text).crisis
+
+
+@pytest.mark.parametrize(
+    ("text", "crisis"),
+    [
+        ("politiet er kommet, de tog kniven, han er ok", False),  # a weapon taken away
+        ("min ven kom ind og tog kniven fra mig", False),
+        ("han tog kniven og gik ud", True),
+        ("han har ikke sagt noget om at ville gøre sig selv noget", False),
+        ("She hasn't said anything about hurting herself", False),
+        ("jeg vil gøre mig selv noget", True),
+        ("Mit barnebarn siger, at jeg slår ham ihjel med alle mine spørgsmål", False),
+        ("han slår mig ihjel med en kniv", True),
+        ("few years back i tried to take my own life. got help and im in a good place now", False),
+        ("politiet kom og han har lagt kniven fra sig", False),
+        ("De nye regler om kørsel til lægen slår mig ihjel", False),
+        (
+            "Hun forsøgte at tage sit liv, da hun var ung. Det er over 70 år siden, "
+            "og hun har haft et lykkeligt liv.",
+            False,
+        ),
+    ],
+)
+def test_the_rules_read_what_ends_or_denies_a_danger(text: str, crisis: bool) -> None:
+    assert default_detector().assess(text).crisis is crisis
+
+
+def test_english_do_and_a_phone_not_answered_are_not_danger_words() -> None:
+    assert "wish_dead" not in concepts_in("how do i get him to get help")
+    assert "wish_dead" in concepts_in("jeg vil bare do")
+    assert "body_danger" not in concepts_in("Udlejer svarer ikke når jeg ringer")
+    assert "body_danger" in concepts_in("han svarer ikke når jeg rusker i ham")
+    # "nøgen" without ø is "nogen" (someone)
+    assert "child_harm" not in concepts_in("er der nogen der kan hjaelpe min lillebror, han er 10")
+
+
+def test_a_goodbye_and_then_silence_is_danger_a_landlords_silence_is_not() -> None:
+    assert assess("hun skrev farvel til mig og nu er hendes telefon slukket").crisis
+    assert "gone_silent" not in concepts_in("Udlejer tager ikke telefonen")
 
 
 def test_negation_is_specific_to_the_pattern() -> None:

@@ -118,6 +118,31 @@ def test_a_failing_layer_counts_as_a_concern_and_logs_no_text(
     assert any(getattr(r, "layer", None) == "model" for r in caplog.records)
 
 
+@pytest.mark.parametrize(
+    ("danger", "in_danger", "risk"),
+    [(0.8, False, "concern"), (0.95, False, "acute"), (0.8, True, "acute")],
+)
+def test_the_model_alone_is_acute_only_when_it_is_sure_or_the_emergency_goes_on(
+    monkeypatch: pytest.MonkeyPatch, danger: float, in_danger: bool, risk: str
+) -> None:
+    # "sover i bilen. hvor kan jeg sove inde i nat" read at P 0.84 must not hold the next turns.
+    monkeypatch.setattr(check, "_model_risk", lambda text, by_sentence=False: ("acute", danger, 0.9))
+    assessment = safety.assess("sover i bilen. hvor kan jeg sove inde i nat", in_danger=in_danger)
+    assert assessment.risk == risk and assessment.layers == ("model",)
+
+
+DENIALS = ["nej, jeg er ikke i fare", "jeg tænker ikke på selvmord", "I'm not suicidal"]
+
+
+@pytest.mark.parametrize("text", DENIALS)
+def test_a_short_plain_denial_is_not_read_by_the_classifier(
+    monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    # the answer a check-in hopes for; its words are the danger's (the classifier read 0.87)
+    monkeypatch.setattr(check, "_model_risk", lambda text, by_sentence=False: ("acute", 0.99, 0.9))
+    assert not safety.assess(text).crisis
+
+
 def test_rules_alone_still_alarm_when_the_model_is_down(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(check, "_model_risk", lambda text: (_ for _ in ()).throw(OSError("gone")))
     assessment = safety.assess("jeg vil slå mig selv ihjel")
@@ -304,6 +329,14 @@ async def test_once_flagged_a_conversation_stays_flagged_and_first_for_staff(red
         ("Her name is Sofie, 34, grey Toyota Yaris.", True),
         ("ok tak", True),  # thanks for the numbers: nothing says help has come
         ("Hun taler meget utydeligt. Sekretæren ringer 112 nu.", True),  # calling is not come
+        ("Hun svarer ikke mere. Jeg bryder døren op, ambulancen er ringet efter", True),
+        ("ok I'm calling 112 now, they're asking for her address", True),
+        ("my mom came home and got me down, shes with me now", False),
+        ("Politiet har fat i ham, ingen er kommet til skade", False),
+        ("Paramedics just got here and opened the door, they're taking care of him", False),
+        ("min kontaktperson er her nu og har ringet til politiet. jeg er inde hos hende", False),
+        ("har slukket motoren og min bror er her nu, han tager mig med hjem", False),
+        ("Vi fik ham op, politiet har ham nu og han er ok.", False),
         ("Politiet har fået hende ned, hun er uskadt", False),
         ("ambulancen er her nu", False),
         ("politiet har været her. hvor kan hun bo bagefter", False),
@@ -325,6 +358,22 @@ async def test_an_alarm_is_not_raised_again_from_the_same_old_turns(redis, base_
     assert turns == [] or "ihjel" not in " ".join(turns)
     messages, _ = await transcript.read(redis, "conv-risk-2")
     assert [m.sender for m in messages][:2] == ["user", "bot"]
+
+
+@pytest.mark.anyio
+async def test_the_turn_that_says_help_has_come_starts_no_window(redis, base_settings) -> None:
+    # Its words are the emergency's: read with the next turn, they made "Thanks for staying with
+    # me" an alarm (blind batch ai).
+    inbound = Inbound(redis, RecordingEngine(), base_settings)
+    conv = "conv-risk-settled"
+    await inbound.handle(conv, "he took all his lithium pills with a bottle of wine and he's slurring")
+    help_came = "Paramedics just got here and opened the door, they're taking care of him"
+    settled = await inbound.handle(conv, help_came)
+    assert not any(reply.crisis for reply in settled.replies)
+    assert await inbound._unalarmed_turns(conv) == []
+    thanks = await inbound.handle(conv, "Thanks for staying with me")
+    assert not any(reply.crisis for reply in thanks.replies)
+    assert await inbound._unalarmed_turns(conv) == ["Thanks for staying with me"]
 
 
 @pytest.mark.anyio

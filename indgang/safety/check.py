@@ -36,22 +36,38 @@ ACUTE_SHARE = 0.5  # P(acute | danger) from which the model's alarm is acute rat
 # messages given the concern tier rose from 18 to 44 of 56, acute ones given concern from 9 to 10
 # of 172.
 PRECISE_ACUTE_FLOOR = 0.2
+# The learned layers' alarm is acute (112 first, and the turns after it held as the emergency
+# until help has come) only when the model is this sure, or the conversation is in an emergency
+# already; below it, it is a concern. A need told plainly ("sover i bilen. hvor kan jeg sove inde
+# i nat", P 0.84) was answered as an emergency, and then so was "hvor ligger det?".
+LEARNED_ACUTE_SURE = 0.9
+# A message this short that denies the danger ("nej, jeg er ikke i fare") is not read by the
+# classifier; a longer one may deny one thing and tell another.
+DENIAL_MAX_WORDS = 12
 # Fewer words than this are too little for the model alone ("mig selv" answers a question); the
 # rules still read them, and the model reads them with the turns before.
 MODEL_MIN_WORDS = 3
 # The learned layer's P(danger) from which it supports a weak rule (a danger's bare name): well
 # below its own threshold, as the name is evidence too; "skal lave fremlæggelse om
-# selvmordstanker" scores far below it, "har selvmordstanker igen" far above.
-WEAK_RULE_SUPPORT = 0.2
+# selvmordstanker" scores below it, "har selvmordstanker igen" far above. Raised from 0.2 when
+# the batches af-ao were folded in: on every labelled file the weak rules' alarms that the
+# classifier scored 0.2-0.3 were all calm (a sibling's "jeg kan ikke mere. hvordan får han en
+# fast kontaktperson", an overdose two winters ago, a school presentation); the one danger among
+# those under the threshold scored 0.54.
+WEAK_RULE_SUPPORT = 0.3
 # How much the turns read together must rise over the turns before alone for the window to
 # alarm: on outsiders' conversations the window's own catches rose 0.7-1.0, a neutral question
 # after a worried message ("Hvor ligger det henne?") 0.08.
 WINDOW_GAIN = 0.2
 # A long request can bury one sentence of danger ("... og i nat stod jeg på altanen og tænkte at
 # hoppe. Kan I sende mig information?"): each sentence is also read alone when the whole message
-# scores at least this. On the blind batches v, w, ab and ac that found 3 more of 458 dangers for
-# 1 more false alarm of 461; with no floor, past stories and films alarmed sentence by sentence.
+# scores at least SENTENCE_FLOOR, and counts when the model is SENTENCE_SURE of it. On the blind
+# batches v, w, ab and ac the floor alone found 3 more of 458 dangers for 1 more false alarm of
+# 461; on ad-ag, at the model's own threshold, 4 more of about 460 for 7 more of about 460
+# (a sentence alone loses the rest of its message: "Vi sidder mest og ser på vandet."); at 0.97,
+# 2 for none.
 SENTENCE_FLOOR = 0.3
+SENTENCE_SURE = 0.97
 # What frames the whole message frames each sentence too: "Hvad gør vi hvis en passager fortæller
 # at han har selvmordstanker? ... ingen konkret sag" is not read sentence by sentence.
 _FRAMES = frozenset({"fiction", "past", "resolved", "negated"})
@@ -78,7 +94,9 @@ def _model_risk(text: str, by_sentence: bool = False) -> tuple[Risk, float, floa
     if by_sentence and SENTENCE_FLOOR <= danger < model.threshold:
         parts = [s for s in sentences(text) if len(s.split()) >= MODEL_MIN_WORDS]
         if len(parts) > 1:
-            danger, acute = max((model.score(part) for part in parts), key=lambda scored: scored[0])
+            best = max((model.score(part) for part in parts), key=lambda scored: scored[0])
+            if best[0] >= SENTENCE_SURE:
+                danger, acute = best
     if danger < model.threshold:
         return "none", danger, acute
     return ("acute" if acute >= ACUTE_SHARE else "concern"), danger, acute
@@ -96,6 +114,10 @@ def _window_risk(recent: list[str], text: str) -> tuple[Risk, float]:
     if danger - before >= WINDOW_GAIN or before >= model.threshold:
         return risk, danger
     return "none", danger
+
+
+def _sure_or_concern(risk: Risk, danger: float) -> Risk:
+    return "concern" if risk == "acute" and danger < LEARNED_ACUTE_SURE else risk
 
 
 def assess(text: str, context: Sequence[str] = (), in_danger: bool = False) -> SafetyAssessment:
@@ -122,6 +144,10 @@ def assess(text: str, context: Sequence[str] = (), in_danger: bool = False) -> S
         _layer("window", lambda: _window_risk(recent, text), failed) or calm_window if recent else calm_window
     )
 
+    if not in_danger:
+        model_risk = _sure_or_concern(model_risk, model_danger)
+        window_risk = _sure_or_concern(window_risk, window_danger)
+
     risks: dict[str, Risk] = {}
     precise: Risk = "concern" if enough and model_acute < PRECISE_ACUTE_FLOOR else "acute"
     if isinstance(rules, SafetyAssessment) and rules.crisis:
@@ -131,9 +157,12 @@ def assess(text: str, context: Sequence[str] = (), in_danger: bool = False) -> S
     if combos:
         risks["concepts"] = precise
     settled = in_danger and bool(_HELP_HAS_COME & found)  # the concepts read once, above
-    if model_risk != "none" and not settled:
+    # "nej, jeg tænker ikke på selvmord" answers the check-in: its words are the danger's, but
+    # it denies it; the classifier read 0.87 into it. The rules and concepts still read it.
+    learned = not settled and not ("denied" in found and len(text.split()) <= DENIAL_MAX_WORDS)
+    if model_risk != "none" and learned:
         risks["model"] = model_risk
-    if window_risk != "none" and not settled:
+    if window_risk != "none" and learned:
         risks["window"] = window_risk
     if failed:
         risks["error"] = "concern"

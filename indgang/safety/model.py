@@ -226,9 +226,11 @@ def training_files(directory: Path = TRAINING_DIR) -> list[Path]:
 
 
 def _inputs(files: Sequence[Path]) -> list[Path]:
-    """What the model depends on: its examples, the concepts and rules, and this code."""
+    """What the model depends on: its examples, the concepts and rules, this code and the word
+    folding its features read through."""
     others = [*sorted(NEEDS_DIR.glob("*.yaml")), *sorted(NLU_TRAIN_DIR.rglob("*.yml"))]
-    return [*files, *others, *sorted(RULES_DIR.glob("*.yaml")), Path(__file__)]
+    code = [Path(__file__), Path(__file__).with_name("text.py")]
+    return [*files, *others, *sorted(RULES_DIR.glob("*.yaml")), *code]
 
 
 # ------------------------------------------------------------------------------ fitting

@@ -3,7 +3,8 @@
 People write Danish with and without æ, ø and å ("dø", "doe", "do"; "slå", "slaa", "sla"), with
 stretched letters ("neeej") and without punctuation. Every word, in messages and in the rule
 files alike, is folded to one spelling: lower case, æ/ae -> a, ø/oe -> o, å/aa -> a, other accents
-dropped, apostrophes removed ("don't" -> "dont") and runs of one letter collapsed ("ikke" -> "ike").
+dropped, apostrophes removed ("don't" -> "dont"), runs of one letter collapsed ("ikke" -> "ike")
+and texting spellings taken as the word ("ikk" -> "ike").
 Folding both sides the same way means rule authors write ordinary Danish.
 """
 
@@ -17,6 +18,9 @@ from functools import lru_cache
 _DIGRAPHS = str.maketrans({"æ": "ae", "ø": "oe", "å": "aa"})
 _APOSTROPHES = re.compile(r"['’´`]")
 _REPEATS = re.compile(r"([a-z])\1+")
+# Texting spellings folded to the word itself, so a rule written with "ikke" reads "ik" and "ikk"
+# ("hun kan ikk faa luft").
+_TEXTING = {"ik": "ike"}
 # A word (letters or digits, with inner apostrophes) or a punctuation mark that ends a clause.
 _TOKEN = re.compile(r"[^\W_]+(?:['’´`][^\W_]+)*|[.!?;:,\n]")
 _SENTENCE_MARKS = frozenset(".!?\n")
@@ -61,7 +65,8 @@ def fold(word: str) -> str:
     folded = unicodedata.normalize("NFKD", word.lower().translate(_DIGRAPHS))
     folded = "".join(c for c in folded if not unicodedata.combining(c))
     folded = _APOSTROPHES.sub("", folded).replace("ae", "a").replace("oe", "o")
-    return _REPEATS.sub(r"\1", folded)
+    folded = _REPEATS.sub(r"\1", folded)
+    return _TEXTING.get(folded, folded)
 
 
 @dataclass(frozen=True)
