@@ -172,6 +172,8 @@ def test_danger_that_an_idiom_or_a_spelling_once_hid(text: str) -> None:
         ("han slår mig ihjel med en kniv", True),
         ("few years back i tried to take my own life. got help and im in a good place now", False),
         ("politiet kom og han har lagt kniven fra sig", False),
+        ("Min søn på 8 kan ikke koncentrere sig, og han slår andre børn", False),
+        ("naboen tæsker sine børn", True),
         ("De nye regler om kørsel til lægen slår mig ihjel", False),
         (
             "Hun forsøgte at tage sit liv, da hun var ung. Det er over 70 år siden, "
@@ -189,6 +191,8 @@ def test_english_do_and_a_phone_not_answered_are_not_danger_words() -> None:
     assert "wish_dead" in concepts_in("jeg vil bare do")
     assert "body_danger" not in concepts_in("Udlejer svarer ikke når jeg ringer")
     assert "body_danger" in concepts_in("han svarer ikke når jeg rusker i ham")
+    assert "body_danger" not in concepts_in("Forældrene reagerer ikke på beskeder")
+    assert "body_danger" in concepts_in("hun reagerer ikke på tiltale")
     # "nøgen" without ø is "nogen" (someone)
     assert "child_harm" not in concepts_in("er der nogen der kan hjaelpe min lillebror, han er 10")
 
