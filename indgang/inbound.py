@@ -139,7 +139,8 @@ class Inbound:
         turn = Turn(conversation_id=conversation_id, language=lang)
 
         earlier = await self._earlier(conversation_id)
-        assessment = safety.assess(text, _unalarmed(earlier), in_danger=_in_acute_danger(earlier))
+        in_danger = _in_acute_danger(earlier)
+        assessment = safety.assess(text, _unalarmed(earlier), in_danger=in_danger)
         state = await handoff.get(self.redis, conversation_id)
         if state.with_staff and not assessment.crisis and booked_from_queue(state, text):
             # The citizen took the queue's offer of a booking: out of the queue, to the booking form.
@@ -156,11 +157,7 @@ class Inbound:
             route = f"crisis_{assessment.risk}"
             metrics.CRISES.labels(channel).inc()
             turn.replies = await self._crisis(conversation_id, channel, assessment, lang, text)
-        elif (
-            state.with_staff
-            and _in_acute_danger(earlier)
-            and safety.danger_continues(text)
-        ):
+        elif state.with_staff and in_danger and safety.danger_continues(text):
             # "skynd jer", "hun er 5": the emergency goes on until help has come; staff who hold
             # the conversation answer themselves
             route = "crisis_continues"

@@ -131,7 +131,8 @@ def assess(text: str, context: Sequence[str] = (), in_danger: bool = False) -> S
     rules = _layer("rules", lambda: default_detector().assess(text), failed)
     found = _layer("concepts", lambda: concepts_in(text), failed) or frozenset()
     combos = _layer("concepts", lambda: combinations_in(found), failed) or ()
-    enough = len(text.split()) >= MODEL_MIN_WORDS
+    words = len(text.split())
+    enough = words >= MODEL_MIN_WORDS
     # No model reading (too short, or the layer failed): a precise layer's alarm stays acute.
     none: tuple[Risk, float, float] = ("none", 0.0, 1.0)
     calm_window: tuple[Risk, float] = ("none", 0.0)
@@ -159,7 +160,7 @@ def assess(text: str, context: Sequence[str] = (), in_danger: bool = False) -> S
     settled = in_danger and bool(_HELP_HAS_COME & found)  # the concepts read once, above
     # "nej, jeg tænker ikke på selvmord" answers the check-in: its words are the danger's, but
     # it denies it; the classifier read 0.87 into it. The rules and concepts still read it.
-    learned = not settled and not ("denied" in found and len(text.split()) <= DENIAL_MAX_WORDS)
+    learned = not settled and not ("denied" in found and words <= DENIAL_MAX_WORDS)
     if model_risk != "none" and learned:
         risks["model"] = model_risk
     if window_risk != "none" and learned:
