@@ -15,6 +15,7 @@ from indgang import conversation, handoff, offer_questions, safety
 from indgang.booking.words import asks_to_book
 from indgang.guidance import Situation, guide, parse_age, states_age
 from indgang.i18n import lookup, t
+from indgang.insight import Metric
 from indgang.need_gate import need_gate
 from indgang.queue_watch import place_notice
 from indgang.search import get_offer_search
@@ -77,7 +78,7 @@ def stated_age(tracker: Tracker) -> int | None:
 async def offer_guidance(dispatcher: CollectingDispatcher, tracker: Tracker, query: str) -> list[EventType]:
     """The offers that fit `query`, with how to get in; remembered for follow-up questions."""
     message = tracker.latest_message
-    lang = context.language(message)
+    lang, channel = context.language(message), context.channel(message)
     assessment = safety.assess(query)  # once: who is at risk, and whether it is danger now
     situation = Situation(
         text=query,
@@ -88,10 +89,14 @@ async def offer_guidance(dispatcher: CollectingDispatcher, tracker: Tracker, que
         about_other=assessment.about_other,
         urgent=assessment.risk == "acute",
         followup_allowed=not tracker.get_slot("followup_asked"),
-        brief=context.channel(message) == "sms",
+        brief=channel == "sms",
     )
     # The search is CPU-bound (embeddings); keep the event loop free for other conversations.
     guidance = await asyncio.to_thread(guide, get_offer_search(), situation)
+    if guidance.unmet is not None:
+        context.insight().count(Metric.UNMET, channel, guidance.unmet)
+    elif guidance.offers:
+        context.insight().count(Metric.NEED, channel, guidance.offers[0].type)
     if not guidance.offers:
         return await count_miss(dispatcher, tracker, guidance.text)  # nothing fits: a miss too
     offers = [o.model_dump(exclude_none=True) for o in guidance.offers]

@@ -8,6 +8,8 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from indgang.i18n import normalise_language
+from indgang.insight import Insight
+from indgang.records.db import Database
 from indgang.redis_store import connect
 from indgang.settings import Settings, get_settings
 
@@ -20,6 +22,12 @@ def settings() -> Settings:
 def redis() -> aioredis.Redis:
     # One pool for the action server's single event loop, opened on first use.
     return connect(settings())
+
+
+@lru_cache
+def insight() -> Insight:
+    # Counts for the insight page, written to the records' database (which the gateway migrates).
+    return Insight(Database(settings().database_url), settings().booking_timezone)
 
 
 def metadata(latest_message: dict[str, Any]) -> dict[str, Any]:

@@ -11,8 +11,8 @@ citizen is asked once how satisfied they were (SATISFACTION_ENABLED).
 
 Every question the gateway asks waits for one message: an answer is caught here (before the
 dialogue engine, like the SMS keywords), anything else goes on as normal and the question is
-not asked again. Answers are kept as counts only (per offer type shown, and 1-5): no words,
-no number, no conversation id.
+not asked again. Answers are kept as counts only, for the insight page (indgang/insight.py: per
+day, channel and offer type shown, and 1-5): no words, no number, no conversation id.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from indgang import conversation, keys, transcript
 from indgang.background import BackgroundLoop
 from indgang.dialogue import Button, Reply
 from indgang.i18n import t
+from indgang.insight import Insight, Metric
 from indgang.opening_hours import staff_hours
 from indgang.outbound import deliver_to_citizen
 from indgang.outbox import Claim, LeasedSet
@@ -120,6 +121,7 @@ class Answered:
 async def answer(
     redis: aioredis.Redis,
     settings: Settings,
+    insight: Insight,
     conversation_id: str,
     channel: str,
     language: str,
@@ -142,7 +144,7 @@ async def answer(
         outcome = outcome_answer(text)
         if outcome is None:
             return None
-        await record_outcome(redis, pending.types, outcome)
+        insight.followup_answered(channel, pending.types, outcome)
         if outcome == "yes":
             return Answered([Reply(text=t("followup.answer_yes", language))])
         buttons = [
@@ -153,30 +155,8 @@ async def answer(
     score = satisfaction_answer(text)
     if score is None:
         return None
-    await redis.hincrby(keys.satisfaction_counts(), str(score), 1)
+    insight.count(Metric.SATISFACTION, channel, str(score))
     return Answered([Reply(text=t("satisfaction.thanks", language))])
-
-
-async def record_outcome(redis: aioredis.Redis, types: list[str], outcome: Outcome) -> None:
-    async with redis.pipeline(transaction=True) as pipe:
-        for offer_type in sorted(set(types)):
-            pipe.hincrby(keys.followup_outcomes(), f"{offer_type}:{outcome}", 1)
-        await pipe.execute()
-
-
-async def outcomes(redis: aioredis.Redis) -> dict[str, dict[str, int]]:
-    """Offer type -> {yes, no, partly: count}."""
-    found: dict[str, dict[str, int]] = {}
-    for field, count in (await redis.hgetall(keys.followup_outcomes())).items():
-        offer_type, _, outcome = field.rpartition(":")
-        found.setdefault(offer_type, {"yes": 0, "no": 0, "partly": 0})[outcome] = int(count)
-    return found
-
-
-async def satisfaction(redis: aioredis.Redis) -> dict[int, int]:
-    """Score 1-5 -> count."""
-    counts = await redis.hgetall(keys.satisfaction_counts())
-    return {score: int(counts.get(str(score), 0)) for score in range(1, 6)}
 
 
 # --- consent --------------------------------------------------------------------------------------

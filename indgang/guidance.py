@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from indgang.dialogue import OfferCard
 from indgang.i18n import t
+from indgang.insight import UNKNOWN_THEME
 from indgang.offer_cards import offer_card, offer_line, offers_of_type
 from indgang.search import OfferHit, OfferSearch
 
@@ -57,6 +58,9 @@ class Guidance:
     text: str
     offers: list[OfferCard] = field(default_factory=list)
     followup: str | None = None  # which question was asked: relation, age or municipality
+    # No offer fitted well (none found, or the need classifier did not know the need): its theme,
+    # the classifier's best guess of the type or UNKNOWN_THEME, for the insight page
+    unmet: str | None = None
 
 
 # Words around a number that make it someone's age ("min søn på 9", "jeg er 17", "9 år", "aged 9")
@@ -110,8 +114,10 @@ def guide(search: OfferSearch, situation: Situation) -> Guidance:
         language=lang,
         urgent=situation.urgent,
     )
+    guess, known = search.need_guess(situation.text)
+    unmet = None if hits and known else guess or UNKNOWN_THEME
     if not hits:
-        return Guidance(text=t("bot.guidance.none_found", lang))
+        return Guidance(text=t("bot.guidance.none_found", lang), unmet=unmet)
     if situation.brief and situation.is_relative:
         hits = hits[: OFFERS_SHOWN - 1]  # room for the relatives' own offer
     cards = [offer_card(h.offer, lang) for h in hits]
@@ -133,4 +139,4 @@ def guide(search: OfferSearch, situation: Situation) -> Guidance:
     followup = _followup(situation, hits)
     if followup:
         lines.append(text(f"ask_{followup}"))
-    return Guidance(text="\n".join(lines), offers=cards, followup=followup)
+    return Guidance(text="\n".join(lines), offers=cards, followup=followup, unmet=unmet)

@@ -25,6 +25,7 @@ from indgang.dialogue import Button, DialogueEngine, EngineUnavailable, OfferCar
 from indgang.events import EventType, emit
 from indgang.handoff import Priority
 from indgang.i18n import normalise_language, t
+from indgang.insight import Insight, Metric
 from indgang.language import guess_language
 from indgang.need_gate import need_gate
 from indgang.offer_cards import offer_card, offer_line, offers_of_type
@@ -81,11 +82,14 @@ class Inbound:
         engine: DialogueEngine,
         settings: Settings,
         clock: Callable[[], float] = time.time,
+        insight: Insight | None = None,
     ) -> None:
         self.redis = redis
         self.engine = engine
         self.settings = settings
         self.clock = clock  # when a follow-up consented to now is due
+        # Counts for the insight page (none kept when not given: tests of other things)
+        self.insight = insight or Insight(None, settings.booking_timezone, clock)
 
     @property
     def ttl(self) -> int:
@@ -133,6 +137,8 @@ class Inbound:
         text = storable(text)  # a lone surrogate would make Redis refuse the message (a 500)
         metrics.MESSAGES.labels(channel).inc()
         known = await conversation.get(self.redis, conversation_id)
+        if known is None or known.updated_at is None:  # a web conversation's start has no message yet
+            self.insight.count(Metric.CONVERSATION, channel)
         lang = normalise_language(language or guess_language(text) or (known.language if known else None))
         await conversation.touch(self.redis, conversation_id, channel, lang, self.ttl)
         await transcript.append(self.redis, conversation_id, "user", text, self.ttl, channel=channel)
@@ -151,8 +157,9 @@ class Inbound:
         answered = None
         if pending is not None and not assessment.crisis and not state.with_staff:
             answered = await followup.answer(
-                self.redis, self.settings, conversation_id, channel, lang, pending, text, self.clock()
-            )
+                self.redis, self.settings, self.insight, conversation_id, channel, lang, pending, text,
+                self.clock(),
+            )  # fmt: skip
         if assessment.crisis:
             route = f"crisis_{assessment.risk}"
             metrics.CRISES.labels(channel).inc()
@@ -181,7 +188,11 @@ class Inbound:
                 conversation_id, text, channel, lang, metadata or {}
             )
             if not turn.engine_down:
-                turn.after = await self._ask_consent(conversation_id, channel, lang, turn.replies, before)
+                after = await current_booking(self.redis, conversation_id)
+                self._count_bookings(channel, before, after)
+                turn.after = await self._ask_consent(
+                    conversation_id, channel, lang, turn.replies, before, after
+                )
 
         await self.store_replies(conversation_id, channel, turn.replies + turn.after)
         turn.handoff = (await handoff.get(self.redis, conversation_id)).api_state
@@ -196,13 +207,29 @@ class Inbound:
         lang: str,
         replies: list[Reply],
         before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
     ) -> list[Reply]:
         """After guidance (offers shown) or a booking confirmed in this turn: may we ask later?"""
-        after = await current_booking(self.redis, conversation_id)
         booked = after is not None and after.get("state") == "confirmed" and before != after
         types = followup.types_shown(replies, booked)
         ask = await followup.ask_consent(self.redis, self.settings, conversation_id, channel, lang, types)
         return [ask] if ask else []
+
+    def _count_bookings(
+        self, channel: str, before: dict[str, Any] | None, after: dict[str, Any] | None
+    ) -> None:
+        """A booking made or cancelled in this turn (a move is both), as the insight page counts it."""
+
+        def held(booking: dict[str, Any] | None) -> str | None:
+            # a booking being moved ("collecting" with its id) still holds its time
+            holds = booking is not None and booking.get("state") in ("confirmed", "collecting")
+            return booking.get("id") if holds else None
+
+        was, now = held(before), held(after)
+        if now is not None and now != was:
+            self.insight.count(Metric.BOOKING_MADE, channel)
+        if was is not None and now != was:
+            self.insight.count(Metric.BOOKING_CANCELLED, channel)
 
     async def store_replies(self, conversation_id: str, channel: str, replies: list[Reply]) -> None:
         for reply in replies:
@@ -282,6 +309,7 @@ class Inbound:
             text=safety.crisis_reply(assessment, lang), crisis=True, risk=assessment.risk, offers=offers
         )
         await conversation.raise_risk(self.redis, conversation_id, assessment.risk, self.ttl)
+        self.insight.count(Metric.CRISIS, channel, assessment.risk)
         await handoff.request_person(
             self.redis,
             conversation_id,
@@ -339,6 +367,7 @@ class Inbound:
             head = "\n".join([head, *lines])
         shown = [o.model_dump(exclude_none=True) for o in offers]
         await conversation.record_offers(self.redis, conversation_id, shown, self.ttl)
+        self.insight.count(Metric.NEED, channel, offers[0].type)
         return [Reply(text=head, offers=offers)]
 
     async def waiting_reply(self, conversation_id: str, lang: str) -> Reply:

@@ -359,14 +359,3 @@ def followup_due() -> str:
     """Sorted set of SMS follow-ups by id, scored by due (or lease deadline) epoch; each is
     removed once asked, dropped or erased (indgang/outbox.py's leases)."""
     return f"{PREFIX}:followup:due"
-
-
-def followup_outcomes() -> str:
-    """Hash: "<offer type>:<yes|no|partly>" -> count. Counts only: no conversation, words or
-    number; kept as the service's statistics."""
-    return f"{PREFIX}:stats:followup"
-
-
-def satisfaction_counts() -> str:
-    """Hash: "1".."5" -> count. Counts only; kept as the service's statistics."""
-    return f"{PREFIX}:stats:satisfaction"

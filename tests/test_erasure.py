@@ -349,7 +349,6 @@ async def test_only_an_admin_erases_with_a_reason_and_a_web_citizen_erases_every
 # accounts and the audit log are durable records in SQL: indgang/records.)
 DURABLE = {
     "indgang:tovholder:": "tovholder calendars: slot -> booking id; past slots are dropped at each booking",
-    "indgang:stats:": "follow-up outcomes and satisfaction: counts only, naming no conversation",
 }
 SWEPT = {
     "indgang:handoff:queue": "members whose handoff expired are dropped whenever the queue is read",

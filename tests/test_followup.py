@@ -20,6 +20,7 @@ import pytest
 import redis.asyncio as aioredis
 from conftest import asgi_gateway, flushed_redis
 from fakes.twilio_api import FakeTwilio
+from insight_helpers import counted, every_row
 from outbox_helpers import outbox_drained
 from test_erasure import _staff, every_stored_text, hits
 from test_sms_webhook import _form, _signature
@@ -30,6 +31,7 @@ from indgang.dialogue import Button, OfferCard, Reply
 from indgang.followup import FollowUpSender
 from indgang.i18n import t
 from indgang.inbound import Inbound
+from indgang.insight import Metric
 from indgang.records.db import Database
 from indgang.redis_store import connect
 from indgang.settings import Settings
@@ -231,12 +233,14 @@ async def test_an_sms_followup_goes_a_week_later_and_nej_offers_a_booking_or_a_p
         await _sms(client, settings, "2")  # the numbered choice: a person
         assert (await handoff.get(redis, conv)).state == handoff.HandoffState.REQUESTED
 
-    assert await followup.outcomes(redis) == {
-        "gaeldsraadgivning": {"yes": 0, "no": 1, "partly": 0},
-        "booking": {"yes": 0, "no": 1, "partly": 0},
-    }
-    stats = {k: v for k, v in (await every_stored_text(redis)).items() if k.startswith("indgang:stats")}
-    assert stats and hits(stats, conv) == []  # counts only: no id, number or words
+    # counted per day and channel for the insight page, in SQL; counts only: no id, number or words
+    outcomes = await counted(settings.database_url, Metric.FOLLOWUP)
+    assert outcomes == {"gaeldsraadgivning:no": 1, "booking:no": 1}
+    records = Database(settings.database_url)
+    rows = await every_row(records)
+    await records.aclose()
+    assert {channel for _, channel, *_ in rows} == {"sms"}
+    assert not [row for row in rows if conv in repr(row) or NUMBER in repr(row)]
 
 
 async def test_stop_cancels_the_sms_followup(
@@ -346,7 +350,7 @@ async def test_a_web_followup_is_asked_on_the_next_visit_and_delvis_offers_a_boo
             "/api/v1/chat", json={"conversation_id": new, "text": "/request_human"}, headers=theirs
         )
         assert person.json()["handoff"] == "requested"
-    assert await followup.outcomes(redis) == {"krisecenter": {"yes": 0, "no": 0, "partly": 1}}
+    assert await counted(settings.database_url, Metric.FOLLOWUP) == {"krisecenter:partly": 1}
 
 
 async def test_a_followup_key_opens_nothing_of_the_conversation_it_came_from(
@@ -425,7 +429,7 @@ async def test_satisfaction_by_web_buttons_once_and_skippable(
         assert again.json()["replies"][0]["text"] != t("satisfaction.thanks", "da")
         skip = await say(skipped, "Tak for hjælpen")
         assert skip.json()["replies"][0]["text"] != t("satisfaction.thanks", "da")
-    assert await followup.satisfaction(redis) == {1: 0, 2: 0, 3: 0, 4: 1, 5: 0}
+    assert await counted(records, Metric.SATISFACTION) == {"4": 1}
 
 
 async def test_satisfaction_by_sms_reply(
@@ -445,7 +449,7 @@ async def test_satisfaction_by_sms_reply(
         assert "Svar 1-5" in question and measure(question).segments == 1
         await _sms(client, settings, "5")
         assert fake_twilio.sent()[-1]["Body"] == t("satisfaction.thanks", "da")
-    assert await followup.satisfaction(redis) == {1: 0, 2: 0, 3: 0, 4: 0, 5: 1}
+    assert await counted(records, Metric.SATISFACTION) == {"5": 1}
 
 
 async def test_satisfaction_can_be_turned_off(

@@ -19,6 +19,7 @@ from indgang.engine_retry import EngineRetry
 from indgang.followup import FollowUpSender
 from indgang.i18n import t
 from indgang.inbound import Inbound
+from indgang.insight import Insight
 from indgang.live import TranscriptFeed
 from indgang.logging_setup import configure_logging
 from indgang.queue_watch import QueueWatch
@@ -76,7 +77,8 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
             )  # fmt: skip
             engine.start()
             feed = TranscriptFeed(redis, per_client=settings.streams_per_client, total=settings.streams_total)
-            inbound = Inbound(redis, engine, settings, clock)
+            insight = Insight(db, settings.booking_timezone, clock)
+            inbound = Inbound(redis, engine, settings, clock, insight)
             spool = Spool(settings.spool_dir, settings.spool_max_bytes)
             app.state.gateway = GatewayState(
                 settings=settings,
@@ -124,6 +126,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
             if outbox is not None:
                 await outbox.stop()
             await engine.stop()
+            await insight.aclose()  # the counts under way are written before the database closes
         await redis.aclose()
         await db.aclose()
 

@@ -3,10 +3,10 @@ in migrations/versions (`alembic revision --autogenerate` writes its first draft
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Integer, String, Text, TypeDecorator
+from sqlalchemy import BigInteger, Boolean, Date, DateTime, Integer, String, Text, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -60,3 +60,16 @@ class AuditEntry(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     # The entry's id in the Redis stream it came from (`indgang db import-redis`): imported once.
     redis_id: Mapped[str | None] = mapped_column(String(40), unique=True, default=None)
+
+
+class InsightCount(Base):
+    """One count of the insight page (indgang/insight.py): what happened how often, per local day,
+    channel and category. Only counts: no words, no conversation, no person."""
+
+    __tablename__ = "insight_counts"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(8), primary_key=True)  # sms or web
+    metric: Mapped[str] = mapped_column(String(24), primary_key=True)
+    category: Mapped[str] = mapped_column(String(80), primary_key=True)  # "" when the metric has none
+    count: Mapped[int] = mapped_column(BigInteger, default=0)

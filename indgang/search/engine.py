@@ -109,6 +109,16 @@ class OfferSearch:
                     self._needs = train(self.catalogue)
         return self._needs.probabilities(query)
 
+    def need_guess(self, query: str) -> tuple[str | None, bool]:
+        """The need classifier's best type for `query` (None when it has no guess at all), and
+        whether it knows (its probability reaches `need_confidence`)."""
+        probabilities = self._need_probabilities(query)
+        if not probabilities:
+            return None, False
+        best = max(probabilities, key=probabilities.__getitem__)
+        confident = probabilities[best] >= self.ranking.need_confidence
+        return (best if probabilities[best] >= self.ranking.need_floor else None), confident
+
     def _need_scores(self, probabilities: dict[str, float], rank: Ranking) -> np.ndarray:
         """Per offer: P(its type | query); -inf where it is no evidence."""
         scores = np.full(len(self._offers), -np.inf)

@@ -19,6 +19,7 @@ from indgang.dialogue import DialogueEngine
 from indgang.events import EventType, emit
 from indgang.handoff import Handoff, HandoffError, HandoffState
 from indgang.i18n import t, t_list
+from indgang.insight import Insight
 from indgang.outbound import deliver_to_citizen
 from indgang.records.db import Database
 from indgang.settings import Settings
@@ -56,12 +57,18 @@ class ConversationView:
 
 class StaffConsole:
     def __init__(
-        self, redis: aioredis.Redis, db: Database, settings: Settings, engine: DialogueEngine
+        self,
+        redis: aioredis.Redis,
+        db: Database,
+        settings: Settings,
+        engine: DialogueEngine,
+        insight: Insight | None = None,
     ) -> None:
         self.redis = redis
         self.db = db
         self.settings = settings
         self.engine = engine
+        self.insight = insight or Insight(None, settings.booking_timezone)
 
     @property
     def ttl(self) -> int:
@@ -112,7 +119,12 @@ class StaffConsole:
     async def take_over(self, conversation_id: str, member: StaffMember) -> None:
         """HandoffError (HTTP 409) when someone else was first or the conversation is closed."""
         await self._require_access(conversation_id, member)
+        before = await handoff.get(self.redis, conversation_id)
         await handoff.take(self.redis, conversation_id, member.username, self.ttl)
+        if before.state == HandoffState.REQUESTED and before.requested_at is not None:
+            # only a request that waited counts: this take won it (the loser's take raised)
+            record = await conversation.get(self.redis, conversation_id)
+            self.insight.handoff_taken(record.channel if record else "web", time.time() - before.requested_at)
         await audit.record(self.db, member.username, "take_over", conversation_id)
         await emit(
             self.redis,
