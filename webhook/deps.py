@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from indgang import ratelimit
 from indgang.i18n import DEFAULT_LANGUAGE, t
 from indgang.inbound import Inbound
+from indgang.insight import Insight
 from indgang.live import TranscriptFeed
 from indgang.ratelimit import Kind
 from indgang.records.db import Database
@@ -45,6 +46,10 @@ def inbound(state: StateDep) -> Inbound:
     return state.inbound
 
 
+def insight(state: StateDep) -> Insight:
+    return state.inbound.insight
+
+
 def feed(state: StateDep) -> TranscriptFeed:
     return state.feed
 
@@ -62,12 +67,14 @@ SpoolDep = Annotated[Spool, Depends(spool)]
 RedisDep = Annotated[aioredis.Redis, Depends(redis)]
 DbDep = Annotated[Database, Depends(db)]
 InboundDep = Annotated[Inbound, Depends(inbound)]
+InsightDep = Annotated[Insight, Depends(insight)]
 FeedDep = Annotated[TranscriptFeed, Depends(feed)]
 ClockDep = Annotated[Callable[[], float], Depends(clock)]
 
 
 def staff_console(state: StateDep) -> StaffConsole:
-    return StaffConsole(state.redis, state.db, state.settings, state.inbound.engine)
+    inbound = state.inbound
+    return StaffConsole(state.redis, state.db, state.settings, inbound.engine, inbound.insight)
 
 
 ConsoleDep = Annotated[StaffConsole, Depends(staff_console)]

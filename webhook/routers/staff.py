@@ -1,5 +1,5 @@
 """The staff console's pages (`/staff`): login, the live inbox, a conversation with its buttons,
-and for admins the audit log and the outbound events that failed.
+and for admins the audit log, the outbound events that failed and the insight page (counts).
 
 Buttons are plain HTML forms (they work without JavaScript); a little script keeps the inbox
 and the open conversation live over Server-Sent Events.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import date, timedelta
 from typing import Annotated, Any
 
 import redis.asyncio as aioredis
@@ -21,6 +22,7 @@ from indgang import transcript
 from indgang.erasure import erase_conversation
 from indgang.handoff import HandoffError, HeldByOther
 from indgang.i18n import DEFAULT_LANGUAGE, LANGUAGES, t
+from indgang.insight import MAX_RANGE_DAYS, default_range, figures
 from indgang.live import TranscriptFeed
 from indgang.ratelimit import Kind
 from indgang.staff import audit, sessions, totp
@@ -29,7 +31,18 @@ from indgang.staff.accounts import StaffMember, get_account
 from indgang.staff.console import MAX_REASON_CHARS, MAX_TEXT_CHARS, NotAllowed, canned_replies
 from indgang.staff.inbox import inbox
 from indgang.webhooks import dead_letters, retry_dead_letter
-from webhook.deps import ClientDep, ClientLimit, ConsoleDep, DbDep, FeedDep, RedisDep, SettingsDep
+from webhook.deps import (
+    ClientDep,
+    ClientLimit,
+    ConsoleDep,
+    DbDep,
+    FeedDep,
+    InsightDep,
+    RedisDep,
+    SettingsDep,
+)
+from webhook.insight_view import as_csv, shown_tables
+from webhook.insight_view import text as insight_text
 from webhook.live import CHECK_SECONDS, RETRY_MS, live_stream
 from webhook.routers.pages import PAGE_HEADERS
 from webhook.schemas import ConversationPath
@@ -464,3 +477,55 @@ async def webhook_retry(letter_id: str, member: AdminDep, redis: RedisDep, db: D
     await audit.record(db, member.username, "webhook_retry", detail=letter_id)
     await retry_dead_letter(redis, letter_id)
     return RedirectResponse("/staff/webhooks", status_code=303)
+
+
+def _insight_range(start: date | None, end: date | None, today: date) -> tuple[date, date] | None:
+    """The chosen days (the last 30 by default); None when the range is backwards or too long."""
+    first, last = default_range(today)
+    start, end = start or (end - (last - first) if end else first), end or last
+    if end < start or end - start >= timedelta(days=MAX_RANGE_DAYS):
+        return None
+    return start, end
+
+
+@router.get("/insight", response_class=HTMLResponse)
+async def insight_page(
+    request: Request,
+    member: AdminDep,
+    db: DbDep,
+    insight: InsightDep,
+    start: date | None = None,
+    end: date | None = None,
+) -> HTMLResponse:
+    chosen = _insight_range(start, end, insight.today())
+    lang = _language(request)
+    text = _insight_texts(lang)
+    if chosen is None:
+        error = insight_text("bad_range", lang, days=MAX_RANGE_DAYS)
+        return _page(request, "insight.html", member, 422, text=text, start=start, end=end, error=error)
+    found = await figures(db, *chosen)
+    tables = shown_tables(found, lang)
+    return _page(request, "insight.html", member, text=text, start=chosen[0], end=chosen[1], tables=tables)
+
+
+@router.get("/insight.csv", response_class=Response)
+async def insight_csv(
+    request: Request,
+    member: AdminDep,
+    db: DbDep,
+    insight: InsightDep,
+    start: date | None = None,
+    end: date | None = None,
+) -> Response:
+    lang = _language(request)
+    chosen = _insight_range(start, end, insight.today())
+    if chosen is None:
+        return Response(insight_text("bad_range", lang, days=MAX_RANGE_DAYS), status_code=422)
+    body = as_csv(await figures(db, *chosen), lang)
+    name = f"indgang-{chosen[0]}-{chosen[1]}.csv"
+    headers = {**STAFF_PAGE_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'}
+    return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
+
+
+def _insight_texts(lang: str) -> Any:
+    return lambda key, **values: insight_text(key, lang, **values)
