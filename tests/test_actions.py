@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from booking_helpers import MONDAY, at, request
+from insight_helpers import counted
 from rasa_sdk import Tracker
 from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
@@ -16,13 +17,17 @@ from actions import actions, booking, context
 from actions.nlg import text_of
 from indgang import conversation
 from indgang.booking import Calendar, Slot, book, find_active_booking, in_booking_form
+from indgang.insight import Insight, Metric
 from indgang.need_gate import need_gate
 
 
 @pytest.fixture
-async def test_redis(redis, monkeypatch: pytest.MonkeyPatch):
+async def test_redis(redis, records, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(context, "redis", lambda: redis)
-    return redis
+    recorder = Insight(records, "Europe/Copenhagen")  # the insight counts go to the test's records
+    monkeypatch.setattr(context, "insight", lambda: recorder)
+    yield redis
+    await recorder.settled()
 
 
 def tracker(
@@ -417,3 +422,18 @@ async def test_who_it_is_for_said_at_the_consent_question_is_kept_and_nothing_el
     slots = await form.validate_booking_consent(text, dispatcher, tracker(text, intent), {})
     assert slots == {"booking_consent": None, "booking_for_whom": whom}
     assert dispatcher.messages == []  # the form asks the consent again, briefly
+
+
+@pytest.mark.anyio
+async def test_guidance_counts_a_need_by_its_first_offer_and_a_need_nothing_fits_by_its_theme(
+    test_redis, records
+) -> None:
+    fitted = CollectingDispatcher()
+    need = "jeg har stor gæld og kan ikke betale min husleje"
+    await actions.ActionSearchOffers().run(fitted, tracker(need, "describe_need"), {})
+    nothing = CollectingDispatcher()
+    unknown = tracker("qwxz plmbr vvvk", "describe_need", sender="c2")
+    await actions.ActionSearchOffers().run(nothing, unknown, {})
+    await context.insight().settled()
+    assert await counted(records, Metric.NEED) == {offers_of(fitted)[0]: 1}
+    assert sum((await counted(records, Metric.UNMET)).values()) == 1

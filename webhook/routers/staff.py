@@ -502,7 +502,8 @@ async def insight_page(
     text = _insight_texts(lang)
     if chosen is None:
         error = insight_text("bad_range", lang, days=MAX_RANGE_DAYS)
-        return _page(request, "insight.html", member, 422, text=text, start=start, end=end, error=error)
+        shown = {"start": start or "", "end": end or ""}
+        return _page(request, "insight.html", member, 422, text=text, error=error, **shown)
     found = await figures(db, *chosen)
     tables = shown_tables(found, lang)
     return _page(request, "insight.html", member, text=text, start=chosen[0], end=chosen[1], tables=tables)
