@@ -359,3 +359,15 @@ def followup_due() -> str:
     """Sorted set of SMS follow-ups by id, scored by due (or lease deadline) epoch; each is
     removed once asked, dropped or erased (indgang/outbox.py's leases)."""
     return f"{PREFIX}:followup:due"
+
+
+def followup_outcomes() -> str:
+    """Hash: "<offer type>:<yes|no|partly>" -> count, where follow-up answers were counted before
+    the insight counts in SQL: read only by `indgang db import-redis`."""
+    return f"{PREFIX}:stats:followup"
+
+
+def satisfaction_counts() -> str:
+    """Hash: "1".."5" -> count, where satisfaction was counted before the insight counts in SQL:
+    read only by `indgang db import-redis`."""
+    return f"{PREFIX}:stats:satisfaction"

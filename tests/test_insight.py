@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from conftest import asgi_gateway, gateway_settings
 from insight_helpers import counted, every_row
 
-from indgang import conversation, handoff
+from indgang import conversation, handoff, keys
 from indgang.devstack import free_port
 from indgang.guidance import Situation, guide
 from indgang.inbound import Inbound
@@ -28,6 +28,7 @@ from indgang.insight import (
     wait_bucket,
 )
 from indgang.records.db import Database
+from indgang.records.import_redis import IMPORTED_SUFFIX, import_all
 from indgang.search import get_offer_search
 from indgang.settings import Settings
 from indgang.staff.accounts import Role, StaffMember
@@ -181,3 +182,15 @@ def test_guidance_names_the_theme_of_a_need_no_offer_fits() -> None:
     unknown = guide(search, Situation(text="qwxz plmbr vvvk"))
     assert unknown.unmet is not None
     assert unknown.unmet == UNKNOWN_THEME or unknown.unmet in {o.type for o in search.catalogue.offers}
+
+
+async def test_the_counts_redis_kept_move_over_once(db: Database, redis: aioredis.Redis) -> None:
+    await redis.hset(keys.followup_outcomes(), mapping={"krisecenter:yes": 4, "booking:no": 2})
+    await redis.hset(keys.satisfaction_counts(), mapping={"5": 7})
+    first = await import_all(db, redis, today=DAY)
+    assert (first["insight counts"].found, first["insight counts"].added) == (3, 3)
+    again = await import_all(db, redis, today=DAY)
+    assert again["insight counts"].found == 0
+    assert await counted(db, Metric.FOLLOWUP) == {"krisecenter:yes": 4, "booking:no": 2}
+    assert _table(await figures(db, DAY, DAY), "satisfaction")["5"] == (7,)
+    assert await redis.hgetall(keys.satisfaction_counts() + IMPORTED_SUFFIX) == {"5": "7"}  # kept

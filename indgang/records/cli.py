@@ -23,7 +23,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         func=current_command
     )
     commands.add_parser(
-        "import-redis", help="copy staff accounts and the audit log from Redis, once (safe to repeat)"
+        "import-redis",
+        help="copy staff accounts, the audit log and the follow-up counts from Redis, once (safe to repeat)",
     ).set_defaults(func=import_command)
 
 

@@ -1,17 +1,19 @@
 """`indgang db import-redis`: the durable records that lived in Redis before the SQL database
-(staff accounts, the audit log) copied over once. Idempotent: a record already in SQL is left as
-it is (SQL is the newer copy), so running it again, or after a partial run, adds only what is
-missing. Redis keeps its copies; whoever runs it removes them after checking the counts."""
+(staff accounts, the audit log, the follow-up and satisfaction counts) copied over once.
+Idempotent: a record already in SQL is left as it is (SQL is the newer copy), so running it
+again, or after a partial run, adds only what is missing (counts: see import_counts). Redis keeps
+its copies; whoever runs it removes them after checking the counts."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import redis.asyncio as aioredis
 from sqlalchemy import select
 
 from indgang import keys
+from indgang.insight import Metric, increment
 from indgang.records.db import Database
 from indgang.records.models import AuditEntry, StaffAccount
 
@@ -89,8 +91,30 @@ async def import_audit(db: Database, redis: aioredis.Redis) -> Imported:
     return result
 
 
-async def import_all(db: Database, redis: aioredis.Redis) -> dict[str, Imported]:
+IMPORTED_SUFFIX = ":imported"
+
+
+async def import_counts(db: Database, redis: aioredis.Redis, today: date) -> Imported:
+    """Follow-up and satisfaction counts, which Redis kept with no day or channel: added to the
+    insight counts of the day of the import (as web; the page sums them over channels). Each hash
+    is then renamed `<key>:imported`, so a second run finds nothing to add twice and nothing is
+    deleted; a run that dies between the two may count a hash again."""
+    result = Imported()
+    legacy = ((keys.followup_outcomes(), Metric.FOLLOWUP), (keys.satisfaction_counts(), Metric.SATISFACTION))
+    for key, metric in legacy:
+        counts = await redis.hgetall(key)
+        for category, count in sorted(counts.items()):
+            result.found += 1
+            await increment(db, today, "web", metric, category, by=int(count))
+            result.added += 1
+        if counts:
+            await redis.rename(key, key + IMPORTED_SUFFIX)
+    return result
+
+
+async def import_all(db: Database, redis: aioredis.Redis, today: date | None = None) -> dict[str, Imported]:
     return {
         "staff accounts": await import_accounts(db, redis),
         "audit entries": await import_audit(db, redis),
+        "insight counts": await import_counts(db, redis, today or date.today()),
     }
