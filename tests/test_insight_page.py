@@ -7,17 +7,18 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 
 import httpx
 import pytest
 from test_staff_console import Login, http, login  # noqa: F401 (fixtures)
 
 from indgang.catalogue.taxonomy import offer_types
-from indgang.insight import Insight, Metric, increment
+from indgang.insight import Figures, Insight, Metric, Row, Table, increment
 from indgang.records.db import Database
 from indgang.settings import Settings
 from indgang.staff.accounts import Role, add_account, remove_account
+from webhook.insight_view import as_csv, shown_tables
 
 pytestmark = pytest.mark.anyio
 PAGES = ("/staff/insight", "/staff/insight.csv")
@@ -128,3 +129,15 @@ async def test_the_date_range_is_checked(
     too_long = await admin.get("/staff/insight.csv", params={"start": "2020-01-01", "end": str(today)})
     assert too_long.status_code == 422
     assert (await admin.get("/staff/insight", params={"start": "i går"})).status_code == 422
+
+
+def test_a_hostile_category_is_escaped_in_the_chart_and_defused_in_the_csv() -> None:
+    """Categories are the project's own (offer types, scores), but a theme or type that reached
+    the table otherwise must neither run in the page nor as a spreadsheet formula."""
+    hostile = '=HYPERLINK("http://x")<script>'
+    table = Table("unmet", "theme", ("turns",), ("count",), (0,), (Row(hostile, (7,)),))
+    found = Figures(date(2026, 11, 2), date(2026, 11, 2), (table,))
+    [shown] = shown_tables(found, "da")
+    assert "<script>" not in shown.chart and "&lt;script&gt;" in shown.chart
+    rows = list(csv.reader(io.StringIO(as_csv(found, "en"))))
+    assert rows[1] == ["Needs no offer fitted", "'" + hostile, "Times", "7"]
