@@ -8,13 +8,14 @@ import asyncio
 import time
 from datetime import date, timedelta
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
 from conftest import asgi_gateway, gateway_settings
-from insight_helpers import counted, every_row
+from insight_helpers import counted, every_row, wait_counted
 
 from indgang import conversation, handoff, keys
-from indgang.devstack import free_port
+from indgang.devstack import Stack, free_port
 from indgang.guidance import Situation, guide
 from indgang.inbound import Inbound
 from indgang.insight import (
@@ -194,3 +195,16 @@ async def test_the_counts_redis_kept_move_over_once(db: Database, redis: aioredi
     assert await counted(db, Metric.FOLLOWUP) == {"krisecenter:yes": 4, "booking:no": 2}
     assert _table(await figures(db, DAY, DAY), "satisfaction")["5"] == (7,)
     assert await redis.hgetall(keys.satisfaction_counts() + IMPORTED_SUFFIX) == {"5": "7"}  # kept
+
+
+async def test_a_guidance_turn_on_the_real_stack_counts_its_first_offer_type(stack: Stack) -> None:
+    """The action server (its own process) writes to the same records as the gateway."""
+    conv = f"web-insight-{time.time_ns()}"
+    async with httpx.AsyncClient(timeout=60) as client:
+        said = {"conversation_id": conv, "text": "Jeg har svært ved at betale min gæld"}
+        answer = await client.post(f"{stack.gateway_url}/api/v1/chat", json=said)
+    assert answer.status_code == 200, answer.text
+    first_type = next(r["offers"][0]["type"] for r in answer.json()["replies"] if r["offers"])
+    url = stack.settings.database_url
+    assert (await wait_counted(url, Metric.NEED, first_type)).get(first_type, 0) >= 1
+    assert (await wait_counted(url, Metric.CONVERSATION, "")).get("", 0) >= 1
