@@ -8,6 +8,8 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from indgang.i18n import normalise_language
+from indgang.records import db as records
+from indgang.records import migrate
 from indgang.redis_store import connect
 from indgang.settings import Settings, get_settings
 
@@ -20,6 +22,14 @@ def settings() -> Settings:
 def redis() -> aioredis.Redis:
     # One pool for the action server's single event loop, opened on first use.
     return connect(settings())
+
+
+@lru_cache
+def db() -> records.Database:
+    """The durable records (bookings, tovholdere); migrated first where settings say so, as the
+    gateway does, so whichever process starts first finds the tables."""
+    migrate.on_start(settings())
+    return records.connect(settings())
 
 
 def metadata(latest_message: dict[str, Any]) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from indgang.language import guess_language
 from indgang.need_gate import need_gate
 from indgang.offer_cards import offer_card, offer_line, offers_of_type
 from indgang.queue_watch import booked_from_queue, place_notice
+from indgang.records.db import Database
 from indgang.safety.normalise import storable
 from indgang.search import get_offer_search
 from indgang.search.engine import URGENT_TYPE
@@ -78,11 +79,13 @@ class Inbound:
     def __init__(
         self,
         redis: aioredis.Redis,
+        db: Database,
         engine: DialogueEngine,
         settings: Settings,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.redis = redis
+        self.db = db
         self.engine = engine
         self.settings = settings
         self.clock = clock  # when a follow-up consented to now is due
@@ -176,7 +179,7 @@ class Inbound:
             turn.replies, turn.followup_key = answered.replies, answered.web_key
         else:
             route = "engine"
-            before = await current_booking(self.redis, conversation_id)
+            before = await current_booking(self.db, self.redis, conversation_id)
             turn.replies, turn.engine_down = await self._ask_engine(
                 conversation_id, text, channel, lang, metadata or {}
             )
@@ -185,7 +188,7 @@ class Inbound:
 
         await self.store_replies(conversation_id, channel, turn.replies + turn.after)
         turn.handoff = (await handoff.get(self.redis, conversation_id)).api_state
-        turn.booking = await current_booking(self.redis, conversation_id)
+        turn.booking = await current_booking(self.db, self.redis, conversation_id)
         metrics.TURN_SECONDS.labels(route).observe(time.perf_counter() - started)
         return turn
 
@@ -198,7 +201,7 @@ class Inbound:
         before: dict[str, Any] | None,
     ) -> list[Reply]:
         """After guidance (offers shown) or a booking confirmed in this turn: may we ask later?"""
-        after = await current_booking(self.redis, conversation_id)
+        after = await current_booking(self.db, self.redis, conversation_id)
         booked = after is not None and after.get("state") == "confirmed" and before != after
         types = followup.types_shown(replies, booked)
         ask = await followup.ask_consent(self.redis, self.settings, conversation_id, channel, lang, types)

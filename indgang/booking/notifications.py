@@ -1,10 +1,12 @@
 """SMS about bookings (confirmation, the day-before reminder, a cancellation by staff), sent
 by a scheduler in the gateway process.
 
-Due notices wait in one Redis sorted set (member "<kind>:<booking id>", score = due epoch).
-A notice is claimed with a lease (indgang/outbox.py), not removed: it leaves the set only after
-Twilio took it, so a crash between claiming and sending delays it by the lease, and a refusal
-(Twilio failing, or the SMS throttle) is tried again with back-off while it still matters.
+The bookings are SQL records; due notices wait in one Redis sorted set (member
+"<kind>:<booking id>", score = due epoch), and the reminders still ahead are put back from the
+records when the notifier starts, so a Redis flush costs no reminder. A notice is claimed with a
+lease (indgang/outbox.py), not removed: it leaves the set only after Twilio took it, so a crash
+between claiming and sending delays it by the lease, and a refusal (Twilio failing, or the SMS
+throttle) is tried again with back-off while it still matters.
 Before removing it, the notifier records that it was sent (with the booking's start), so a
 notice claimed again after a crash in between is not sent twice. One window remains: a crash
 after Twilio took the SMS but before that record is written sends it again once (Twilio's
@@ -21,12 +23,14 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from indgang import keys
 from indgang.background import BackgroundLoop
-from indgang.booking.bookings import Booking, BookingState, Notice, get_booking
+from indgang.booking.bookings import Booking, BookingState, Notice, get_booking, restore_reminders
 from indgang.booking.texts import sms_text
 from indgang.outbox import Claim, LeasedSet
+from indgang.records.db import UNREACHABLE, Database
 from indgang.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -47,8 +51,14 @@ class BookingNotifier:
     """Sends due booking SMS; `clock` is injectable so tests can move time."""
 
     def __init__(
-        self, redis: aioredis.Redis, settings: Settings, send_sms: SendSms, clock: Clock = utc_now
+        self,
+        db: Database,
+        redis: aioredis.Redis,
+        settings: Settings,
+        send_sms: SendSms,
+        clock: Clock = utc_now,
     ) -> None:
+        self.db = db
         self.redis = redis
         self.settings = settings
         self.send_sms = send_sms
@@ -63,7 +73,7 @@ class BookingNotifier:
         sent = 0
         for claim in await self.leases.claim(now.timestamp(), CLAIM_BATCH):
             kind, _, booking_id = claim.member.partition(":")
-            booking = await get_booking(self.redis, booking_id)
+            booking = await get_booking(self.db, booking_id, now)
             if self._still_matters(Notice(kind), booking, now):
                 assert booking is not None
                 outcome = await self._send_once(claim, Notice(kind), booking, now)
@@ -104,7 +114,11 @@ class BookingNotifier:
         tz = ZoneInfo(self.settings.booking_timezone)
         return now.astimezone(tz).date() == booking.start.astimezone(tz).date() - timedelta(days=1)
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        try:
+            await restore_reminders(self.db, self.redis, self.settings, self.clock())
+        except (RedisError, *UNREACHABLE):  # the gateway starts anyway; the next start tries again
+            log.exception("booking reminders not restored")
         self._loop.start()
 
     async def stop(self) -> None:

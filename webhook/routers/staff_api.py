@@ -22,9 +22,7 @@ from webhook.schemas import ConversationPath, error_responses
 from webhook.staff_session import AdminDep, StaffDep
 
 # 401 without a staff session, 403 without the CSRF header or the role, 404 and 409 as each step says
-router = APIRouter(
-    prefix="/api/v1/staff", tags=["staff"], responses=error_responses(401, 403, 404, 409)
-)
+router = APIRouter(prefix="/api/v1/staff", tags=["staff"], responses=error_responses(401, 403, 404, 409))
 
 
 class StaffText(BaseModel):
@@ -111,12 +109,10 @@ async def close(conversation_id: ConversationPath, member: StaffDep, console: Co
 
 
 @router.get("/bookings")
-async def bookings(
-    member: StaffDep, redis: RedisDep, db: DbDep, tovholder: str | None = None
-) -> dict[str, Any]:
+async def bookings(member: StaffDep, db: DbDep, tovholder: str | None = None) -> dict[str, Any]:
     """Bookings with their tovholder, slot and state, earliest first."""
     await audit.record(db, member.username, "bookings")
-    found = await list_bookings(redis, tovholder)
+    found = await list_bookings(db, tovholder)
     return {
         "bookings": [
             {
@@ -142,7 +138,7 @@ async def erase(
 ) -> ErasedResponse:
     """Erasure on the citizen's request (e.g. by phone): the same erasure as SLET and the web
     chat's button. Admins only; the audit log keeps who, when and why."""
-    deleted = await erase_conversation(redis, settings, conversation_id, requested_by="staff")
+    deleted = await erase_conversation(db, redis, settings, conversation_id, requested_by="staff")
     await audit.record(db, member.username, "erase", conversation_id, detail=body.reason.strip())
     return ErasedResponse(conversation_id=conversation_id, erased=True, deleted_keys=deleted)
 
@@ -155,7 +151,7 @@ async def export(
     citizen downloads themselves, in the conversation's language."""
     await audit.record(db, member.username, "export", conversation_id)
     record = await conversation.get(redis, conversation_id)
-    text = await citizen_copy(redis, conversation_id, record.language if record else "da")
+    text = await citizen_copy(db, redis, conversation_id, record.language if record else "da")
     return PlainTextResponse(
         text,
         headers={
