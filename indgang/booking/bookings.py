@@ -116,7 +116,7 @@ def _now(now: datetime | None) -> datetime:
     return now or datetime.now(UTC)
 
 
-def _keep_until(settings: Settings, end: datetime, now: datetime) -> datetime:
+def keep_until(settings: Settings, end: datetime, now: datetime) -> datetime:
     """Kept for the retention time the citizen agreed to, and never before the meeting is over."""
     return max(now + timedelta(seconds=settings.conversation_ttl_seconds), end + timedelta(days=1))
 
@@ -228,7 +228,7 @@ async def book(
     )
     try:
         async with db.transaction() as session:
-            session.add(to_row(booking, settings, _keep_until(settings, booking.end, now)))
+            session.add(to_row(booking, settings, keep_until(settings, booking.end, now)))
     except IntegrityError as exc:  # the unique index of confirmed slots: someone was first
         raise SlotUnavailable(f"{start.isoformat()} of {slot.tovholder.id} is taken") from exc
     for kind, who, limit in limits:  # counted once booked: a slot taken meanwhile costs nothing
@@ -381,7 +381,7 @@ async def move_booking(
                     ends_at=moved.end,
                     moved_from=booking.start,
                     updated_at=now,
-                    keep_until=_keep_until(settings, moved.end, now),
+                    keep_until=keep_until(settings, moved.end, now),
                 )
             )
     except IntegrityError as exc:  # the new slot is someone else's confirmed booking

@@ -23,7 +23,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         func=current_command
     )
     commands.add_parser(
-        "import-redis", help="copy staff accounts and the audit log from Redis, once (safe to repeat)"
+        "import-redis",
+        help="copy staff accounts, the audit log and bookings from Redis, once (safe to repeat)",
     ).set_defaults(func=import_command)
 
 
@@ -43,7 +44,7 @@ def import_command(_args: argparse.Namespace) -> None:
     async def run() -> None:
         db, redis = records.connect(settings), connect(settings)
         try:
-            for kind, counts in (await import_all(db, redis)).items():
+            for kind, counts in (await import_all(db, redis, settings)).items():
                 print(f"{kind}: {counts}")
         finally:
             await redis.aclose()
