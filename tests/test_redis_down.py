@@ -33,7 +33,7 @@ from twilio.request_validator import RequestValidator
 from indgang import conversation, handoff, keys, transcript
 from indgang.devstack import PROJECT_DIR, free_port, redis_server_binary
 from indgang.inbound import Inbound, offline_reply
-from indgang.records.db import Database
+from indgang.records import db as records
 from indgang.redis_store import connect
 from indgang.settings import Settings
 from indgang.sms import recipients
@@ -145,7 +145,7 @@ async def _read(settings: Settings, conv: str) -> list[transcript.Message]:
 
 @pytest.mark.anyio
 async def test_sms_while_redis_is_down_is_answered_inline_and_replayed_once_when_it_is_back(
-    records: Database, settings: Settings, private_redis: PrivateRedis, fake_twilio: FakeTwilio
+    settings: Settings, private_redis: PrivateRedis, fake_twilio: FakeTwilio
 ) -> None:
     conv = recipients.conversation_id(recipients.canonical_number(NUMBER), settings)
     with serving(settings) as url:
@@ -365,20 +365,22 @@ async def test_a_full_spool_keeps_nothing_more_and_the_answer_says_so(tmp_path: 
 
 @pytest.mark.anyio
 async def test_a_spooled_web_message_cannot_take_over_an_existing_conversation(
-    records: Database, redis: aioredis.Redis, base_settings: Settings
+    redis: aioredis.Redis, base_settings: Settings
 ) -> None:
     """While Redis is down nothing can check a token: an attacker who sends "the first message"
     of a victim's conversation id gets a token of its own, which the replay must refuse."""
     conv = "victim-" + secrets.token_hex(8)
     victim_token = await conversation.start_web(redis, conv, base_settings.conversation_ttl_seconds)
     assert victim_token
-    inbound = Inbound(redis, records, _NoEngine(), base_settings)
+    database = records.connect(base_settings)
+    inbound = Inbound(redis, database, _NoEngine(), base_settings)
     forged = SpooledMessage(
         channel="web", text="Hej", conversation_id=conv, token=conversation.new_token(), new_conversation=True
     )
     guessed = SpooledMessage(channel="web", text="Hej igen", conversation_id=conv, token="guess")
     await inbound.replay_web(forged)
     await inbound.replay_web(guessed)
+    await database.aclose()
     assert (await transcript.read(redis, conv))[0] == []
     assert await conversation.token_matches(redis, conv, victim_token)
 
@@ -510,7 +512,7 @@ def _answer(client: httpx.Client, method: str, call: dict[str, Any]) -> httpx.Re
 
 @pytest.mark.anyio
 async def test_every_route_answers_while_redis_is_down_never_500(
-    records: Database, settings: Settings, private_redis: PrivateRedis
+    settings: Settings, private_redis: PrivateRedis
 ) -> None:
     """The attack: a staff member logged in, a citizen with a conversation, then Redis dies and
     every operation of the OpenAPI schema and every page is called. Each must answer as it does
