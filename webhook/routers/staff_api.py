@@ -5,18 +5,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Path
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field, StringConstraints
 
 from indgang import conversation
-from indgang.booking import list_bookings
+from indgang.booking import list_bookings, mark_no_show
 from indgang.erasure import erase_conversation
 from indgang.export import citizen_copy
 from indgang.staff import audit
 from indgang.staff.console import MAX_REASON_CHARS, MAX_TEXT_CHARS
 from indgang.staff.inbox import Inbox, inbox
 from webhook.deps import ConsoleDep, DbDep, RedisDep, SettingsDep
+from webhook.errors import ApiError
 from webhook.routers.chat_stream import ErasedResponse
 from webhook.schemas import ConversationPath, error_responses
 from webhook.staff_session import AdminDep, StaffDep
@@ -38,6 +39,10 @@ class OpenReason(BaseModel):
 class EraseRequest(BaseModel):
     # Kept in the audit log for good: the reason says why, never who the citizen is.
     reason: str = Field(min_length=3, max_length=500)
+
+
+class NoShow(BaseModel):
+    no_show: bool  # true: the citizen did not come; false undoes a mark made by mistake
 
 
 class HandoffResult(BaseModel):
@@ -121,10 +126,28 @@ async def bookings(member: StaffDep, db: DbDep, tovholder: str | None = None) ->
                 "end": b.end.isoformat(),
                 "conversation_id": b.conversation_id,
                 "kind": b.kind,
+                "no_show": b.no_show,
             }
             for b in found
         ]
     }
+
+
+@router.post("/bookings/{booking_id}/no-show")
+async def booking_no_show(
+    booking_id: Annotated[str, Path(pattern=r"^bk_[0-9a-f]{1,64}$")],
+    body: Annotated[NoShow, Body()],
+    member: StaffDep,
+    db: DbDep,
+) -> dict[str, Any]:
+    """Whether the citizen came to a confirmed meeting (404 for one not yet begun, cancelled or
+    unknown): the municipality counts no-shows."""
+    marked = await mark_no_show(db, booking_id, body.no_show)
+    if marked is None:
+        raise ApiError(404, "not_found", "no confirmed booking that has begun")
+    detail = "no_show" if body.no_show else "came"
+    await audit.record(db, member.username, "booking_no_show", marked.conversation_id, detail=detail)
+    return {**marked.summary(), "no_show": marked.no_show}
 
 
 @router.post("/conversations/{conversation_id}/erase", response_model=ErasedResponse)
