@@ -10,11 +10,13 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from booking_helpers import MONDAY, at, request
 from conftest import asgi_gateway, gateway_settings
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
-from sqlalchemy import delete, func, select
+from sqlalchemy import create_engine, delete, func, select
 
 from actions import booking as booking_actions
 from actions import context
@@ -37,9 +39,9 @@ from indgang.booking import (
     tovholdere_for,
 )
 from indgang.booking.bookings import keep_until
-from indgang.records.db import Database
+from indgang.records.db import Database, sync_url
 from indgang.records.import_redis import import_all, import_bookings
-from indgang.records.models import BookingRow, TovholderRow
+from indgang.records.models import Base, BookingRow, TovholderRow
 from indgang.settings import Settings
 from indgang.staff import audit
 from indgang.staff.accounts import Role, add_account, authenticate
@@ -339,3 +341,14 @@ async def test_a_legacy_booking_whose_slot_was_taken_in_sql_is_named_not_lost(
 def test_keep_until_is_never_before_the_meeting_is_over(base_settings: Settings) -> None:
     short = base_settings.model_copy(update={"conversation_ttl_seconds": 60})
     assert keep_until(short, at(20, 11), MONDAY) == at(21, 11)
+
+
+async def test_the_migrations_build_the_tables_the_models_describe(db: Database) -> None:
+    """Migration 0002 is written by hand: the schema it builds is the models', on both backends
+    (the partial unique index of confirmed slots included)."""
+    engine = create_engine(sync_url(db.url))
+    try:
+        with engine.connect() as connection:
+            assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+    finally:
+        engine.dispose()
