@@ -22,6 +22,7 @@ from indgang.booking import (
     current_booking,
     erase_conversation_bookings,
     find_active_booking,
+    forget_expired,
     get_booking,
     list_bookings,
     load_directory,
@@ -201,9 +202,13 @@ async def test_staff_list_bookings_per_tovholder(
     assert [b.id for b in await list_bookings(db, tovholder="amina")] == [first.id]
     assert "token" not in (await list_bookings(db))[0].model_dump()
 
-    # Past their retention time (at least a day after the meeting) bookings are gone.
+    # Past their retention time (at least a day after the meeting) bookings are gone for every
+    # reader, then deleted.
     later = second.end + timedelta(days=base_settings.conversation_ttl_seconds // 86400 + 400)
     assert await list_bookings(db, now=later) == []
+    assert await get_booking(db, first.id, now=later) is None
+    assert await forget_expired(db, now=MONDAY) == 0
+    assert await forget_expired(db, now=later) == 2
     assert await get_booking(db, first.id) is None
 
 

@@ -447,14 +447,23 @@ async def list_bookings(
     db: Database, tovholder: str | None = None, now: datetime | None = None
 ) -> list[Booking]:
     """Every booking still kept (confirmed and cancelled), earliest first; one tovholder's
-    when `tovholder` is given. Bookings past their retention time are deleted here."""
-    now = _now(now)
+    when `tovholder` is given."""
+    query = select(BookingRow).where(_kept(_now(now))).order_by(BookingRow.starts_at, BookingRow.id)
+    if tovholder is not None:
+        query = query.where(BookingRow.tovholder_id == tovholder)
     async with db.transaction() as session:
-        await session.execute(delete(BookingRow).where(~_kept(now)))
-        query = select(BookingRow).order_by(BookingRow.starts_at, BookingRow.id)
-        if tovholder is not None:
-            query = query.where(BookingRow.tovholder_id == tovholder)
         return [_from_row(row) for row in await session.scalars(query)]
+
+
+async def forget_expired(db: Database, now: datetime | None = None) -> int:
+    """Delete the bookings past their retention time (every reader already treats them as gone);
+    run by the notifier's loop. Looks before it writes, so an idle database takes no write lock."""
+    expired = ~_kept(_now(now))
+    async with db.transaction() as session:
+        if await session.scalar(select(BookingRow.id).where(expired).limit(1)) is None:
+            return 0
+        done = await session.execute(delete(BookingRow).where(expired))
+        return int(done.rowcount)  # type: ignore[attr-defined]
 
 
 # --- a conversation's booking ----------------------------------------------------------------

@@ -27,7 +27,14 @@ from redis.exceptions import RedisError
 
 from indgang import keys
 from indgang.background import BackgroundLoop
-from indgang.booking.bookings import Booking, BookingState, Notice, get_booking, restore_reminders
+from indgang.booking.bookings import (
+    Booking,
+    BookingState,
+    Notice,
+    forget_expired,
+    get_booking,
+    restore_reminders,
+)
 from indgang.booking.texts import sms_text
 from indgang.outbox import Claim, LeasedSet
 from indgang.records.db import UNREACHABLE, Database
@@ -68,8 +75,10 @@ class BookingNotifier:
         self._loop = BackgroundLoop("booking-notifier", self.run_once, pause=interval, error_pause=interval)
 
     async def run_once(self) -> int:
-        """Send every notice due now; returns how many SMS were sent."""
+        """Send every notice due now; returns how many SMS were sent. Bookings past their
+        retention time are deleted on the way."""
         now = self.clock()
+        await forget_expired(self.db, now)
         sent = 0
         for claim in await self.leases.claim(now.timestamp(), CLAIM_BATCH):
             kind, _, booking_id = claim.member.partition(":")
