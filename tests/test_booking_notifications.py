@@ -140,23 +140,32 @@ async def test_a_failed_sms_is_tried_again_later(
     assert await BookingNotifier(records, redis, base_settings, up.send, clock).run_once() == 1
 
 
-async def test_reminders_lost_with_redis_are_queued_again_when_the_notifier_starts(
+async def test_reminders_lost_with_redis_are_queued_again(
     redis: aioredis.Redis, records: Database, base_settings: Settings
 ) -> None:
     """The queue of due SMS lives in Redis; the bookings do not. After a flush, the notifier's
-    start puts back every reminder still ahead, and the reminder goes out on its day."""
+    first run (and an hourly check after) puts back every reminder still ahead, and the reminder
+    goes out on its day."""
     booking = await _book(records, redis, base_settings, 5, 10, channel="sms")
     await _book(records, redis, base_settings, 6, 10, channel="sms")
     await cancel_booking(records, redis, booking.id, by="citizen", now=MONDAY)
     await redis.flushdb()
     clock, phone = Clock(MONDAY), Phone()
     notifier = BookingNotifier(records, redis, base_settings, phone.send, clock)
-    await notifier.start()
-    await notifier.stop()
+    assert await notifier.run_once() == 0
     assert await redis.zcard(keys.booking_notifications()) == 1  # not the cancelled one's
     clock.now = at(5, 10)  # the day before Thursday's meeting
     assert await notifier.run_once() == 1
     assert "i morgen kl. 10.00" in phone.sent[0][1]
+    # A flush while the gateway runs: the next hourly check puts a reminder still ahead back.
+    await _book(records, redis, base_settings, 10, 10, channel="sms")
+    await redis.flushdb()
+    clock.now = at(5, 10, 30)
+    await notifier.run_once()
+    assert await redis.zcard(keys.booking_notifications()) == 0  # checked half an hour ago
+    clock.now = at(5, 11)
+    await notifier.run_once()
+    assert await redis.zcard(keys.booking_notifications()) == 1
 
 
 async def test_the_ics_file_holds_the_time_and_no_personal_details(

@@ -91,7 +91,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
             offers.warm_search()
             sender = SmsSender(redis, settings)
             notifier = BookingNotifier(db, redis, settings, sender.send_sms)
-            await notifier.start()
+            notifier.start()
             # Only a gateway that can send takes SMS off the queue (one without Twilio gets none).
             outbox = SmsOutbox(redis, settings, sender) if twilio_api.is_configured(settings) else None
             if outbox is not None:

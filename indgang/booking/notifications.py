@@ -3,10 +3,10 @@ by a scheduler in the gateway process.
 
 The bookings are SQL records; due notices wait in one Redis sorted set (member
 "<kind>:<booking id>", score = due epoch), and the reminders still ahead are put back from the
-records when the notifier starts, so a Redis flush costs no reminder. A notice is claimed with a
-lease (indgang/outbox.py), not removed: it leaves the set only after Twilio took it, so a crash
-between claiming and sending delays it by the lease, and a refusal (Twilio failing, or the SMS
-throttle) is tried again with back-off while it still matters.
+records when the notifier starts and hourly after, so a Redis flush costs no reminder. A notice
+is claimed with a lease (indgang/outbox.py), not removed: it leaves the set only after Twilio
+took it, so a crash between claiming and sending delays it by the lease, and a refusal (Twilio
+failing, or the SMS throttle) is tried again with back-off while it still matters.
 Before removing it, the notifier records that it was sent (with the booking's start), so a
 notice claimed again after a crash in between is not sent twice. One window remains: a crash
 after Twilio took the SMS but before that record is written sends it again once (Twilio's
@@ -23,7 +23,6 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from indgang import keys
 from indgang.background import BackgroundLoop
@@ -37,7 +36,7 @@ from indgang.booking.bookings import (
 )
 from indgang.booking.texts import sms_text
 from indgang.outbox import Claim, LeasedSet
-from indgang.records.db import UNREACHABLE, Database
+from indgang.records.db import Database
 from indgang.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,6 +47,7 @@ Outcome = Literal["sent", "sent_before", "retry"]
 RETRY_SECONDS = 300  # a refused SMS is tried again this much later (doubling), while it matters
 MAX_RETRY_SECONDS = 6 * 60 * 60
 CLAIM_BATCH = 50
+RESTORE_SECONDS = 60 * 60  # how often the reminders still ahead are checked against the queue
 
 
 def utc_now() -> datetime:
@@ -72,6 +72,7 @@ class BookingNotifier:
         self.clock = clock
         self.leases = LeasedSet(redis, keys.booking_notifications(), settings.outbox_lease_seconds)
         interval = settings.booking_scheduler_interval_seconds
+        self._restored_at: datetime | None = None
         self._loop = BackgroundLoop("booking-notifier", self.run_once, pause=interval, error_pause=interval)
 
     async def run_once(self) -> int:
@@ -79,6 +80,9 @@ class BookingNotifier:
         retention time are deleted on the way."""
         now = self.clock()
         await forget_expired(self.db, now)
+        if self._restored_at is None or now - self._restored_at >= timedelta(seconds=RESTORE_SECONDS):
+            await restore_reminders(self.db, self.redis, self.settings, now)
+            self._restored_at = now
         sent = 0
         for claim in await self.leases.claim(now.timestamp(), CLAIM_BATCH):
             kind, _, booking_id = claim.member.partition(":")
@@ -123,11 +127,7 @@ class BookingNotifier:
         tz = ZoneInfo(self.settings.booking_timezone)
         return now.astimezone(tz).date() == booking.start.astimezone(tz).date() - timedelta(days=1)
 
-    async def start(self) -> None:
-        try:
-            await restore_reminders(self.db, self.redis, self.settings, self.clock())
-        except (RedisError, *UNREACHABLE):  # the gateway starts anyway; the next start tries again
-            log.exception("booking reminders not restored")
+    def start(self) -> None:
         self._loop.start()
 
     async def stop(self) -> None:
