@@ -460,6 +460,9 @@ def _api_calls(settings: Settings, token: str) -> dict[tuple[str, str], dict[str
         ("POST", "/api/v1/staff/conversations/{conversation_id}/release"): {"url": f"{conv}/release"},
         ("POST", "/api/v1/staff/conversations/{conversation_id}/close"): {"url": f"{conv}/close"},
         ("GET", "/api/v1/staff/bookings"): {"url": "/api/v1/staff/bookings"},
+        ("POST", "/api/v1/staff/bookings/{booking_id}/no-show"): {
+            "url": "/api/v1/staff/bookings/bk_0123abcd/no-show", "json": {"no_show": True}
+        },
         ("POST", "/api/v1/staff/conversations/{conversation_id}/erase"): {
             "url": f"{conv}/erase", "json": {"reason": "borgeren bad om det"}
         },
