@@ -25,13 +25,13 @@ from indgang import conversation
 from indgang.booking import (
     BookingLimitReached,
     BookingRequest,
-    Calendar,
     MeetingKind,
     Slot,
     SlotUnavailable,
     TimeWish,
     Tovholder,
     book,
+    calendar_for,
     cancel_booking,
     find_active_booking,
     get_booking,
@@ -161,8 +161,10 @@ async def _tovholdere(tracker: Tracker) -> tuple[list[Tovholder], bool]:
     redis = context.redis()
     moving = tracker.get_slot("booking_moving")
     if moving:
-        booking = await get_booking(redis, moving)
-        own = Calendar.from_settings(settings).directory.get(booking.tovholder if booking else None)
+        booking = await get_booking(context.db(), moving)
+        own = (await calendar_for(context.db(), settings)).directory.get(
+            booking.tovholder if booking else None
+        )
         if own is not None:
             return [own], True
     record = await conversation.get(redis, tracker.sender_id)
@@ -170,7 +172,7 @@ async def _tovholdere(tracker: Tracker) -> tuple[list[Tovholder], bool]:
     areas |= {tracker.get_slot("need_area")} - {None}
     kind = tracker.get_slot("booking_kind")
     return await tovholdere_for(
-        redis,
+        context.db(),
         settings,
         _sender_phone(tracker),
         areas,
@@ -201,7 +203,7 @@ class ActionBookingStart(Action):
                 return [*guided, FollowupAction("action_listen")]
         phone = _sender_phone(tracker)
         settings = context.settings()
-        existing = await find_active_booking(context.redis(), settings, tracker.sender_id, phone)
+        existing = await find_active_booking(context.db(), settings, tracker.sender_id, phone)
         if existing is not None:
             _say(dispatcher, "booking.existing", lang, **booking_texts.values(existing, settings, lang))
             return [FollowupAction("action_listen")]
@@ -223,9 +225,7 @@ class ActionBookingChange(Action):
     ) -> list[EventType]:
         lang = _lang(tracker)
         settings = context.settings()
-        booking = await find_active_booking(
-            context.redis(), settings, tracker.sender_id, _sender_phone(tracker)
-        )
+        booking = await find_active_booking(context.db(), settings, tracker.sender_id, _sender_phone(tracker))
         if booking is None:
             # no booking to move: the words were likely a need read as "move" ("et sted at være"),
             # or a pointer at an offer shown ("den første")
@@ -249,7 +249,7 @@ class ActionBookingSubmit(Action):
     ) -> list[EventType]:
         collecting = await stop_collecting(context.redis(), tracker.sender_id)
         booked = tracker.get_slot("booking_slot")
-        booking = await get_booking(context.redis(), booked) if booked else None
+        booking = await get_booking(context.db(), booked) if booked else None
         outcome = tracker.get_slot("booking_outcome")
         if booking is not None:
             dispatcher.utter_message(text=booking_texts.confirmation(booking, context.settings()))
@@ -287,10 +287,10 @@ async def _stop_or_cancel(
     redis = context.redis()
     settings = context.settings()
     if collecting:
-        booking = await get_booking(redis, collecting)
+        booking = await get_booking(context.db(), collecting)
     else:
-        booking = await find_active_booking(redis, settings, tracker.sender_id, _sender_phone(tracker))
-    cancelled = await cancel_booking(redis, booking.id, by="citizen") if booking else None
+        booking = await find_active_booking(context.db(), settings, tracker.sender_id, _sender_phone(tracker))
+    cancelled = await cancel_booking(context.db(), redis, booking.id, by="citizen") if booking else None
     if cancelled is None:
         guided = await point_or_guide(dispatcher, tracker)
         if guided is not None:
@@ -398,11 +398,11 @@ class AskSlot(AskBooking):
 
     async def ask(self, dispatcher: CollectingDispatcher, tracker: Tracker, lang: str) -> list[EventType]:
         settings = context.settings()
-        calendar = Calendar.from_settings(settings)
+        calendar = await calendar_for(context.db(), settings)
         asked = tracker.get_slot("booking_wish")
         wish = TimeWish.model_validate(asked) if asked else None
         people, own = await _tovholdere(tracker)
-        slots, met = await calendar.propose(context.redis(), people, _now(), PROPOSALS, wish)
+        slots, met = await calendar.propose(context.db(), people, _now(), PROPOSALS, wish)
         if not slots:
             dispatcher.utter_message(
                 text=t("booking.no_slots", lang, days=settings.booking_horizon_days),
@@ -562,7 +562,7 @@ class ValidateBookingForm(FormValidationAction):
         ("tirsdag eftermiddag") brings proposals that fit; anything else, the proposals again."""
         if stop := self._stop("booking_slot", value):
             return stop
-        calendar = Calendar.from_settings(context.settings())
+        calendar = await calendar_for(context.db(), context.settings())
         proposals = tracker.get_slot("booking_proposals") or []
         picked = _choice(value, len(proposals))
         if picked is not None:
@@ -576,7 +576,7 @@ class ValidateBookingForm(FormValidationAction):
         if wish is None:
             return self._retry("booking_slot", "slot", dispatcher, tracker)
         people, _ = await _tovholdere(tracker)
-        fitting, met = await calendar.propose(context.redis(), people, _now(), 1, wish)
+        fitting, met = await calendar.propose(context.db(), people, _now(), 1, wish)
         if met and fitting and wish.is_met_by(fitting[0]):
             return await self._book(dispatcher, tracker, fitting[0])
         return {"booking_slot": None, "booking_wish": wish.model_dump(mode="json")}
@@ -588,6 +588,7 @@ class ValidateBookingForm(FormValidationAction):
         try:
             if moving:
                 moved = await move_booking(
+                    context.db(),
                     redis,
                     settings,
                     moving,
@@ -598,7 +599,7 @@ class ValidateBookingForm(FormValidationAction):
                 if moved is None:  # cancelled (e.g. by staff) while the citizen chose
                     return {"booking_slot": None, "booking_outcome": "nothing_to_move"}
                 return {"booking_slot": moved.id}
-            booking = await book(redis, settings, slot, self._request(tracker))
+            booking = await book(context.db(), redis, settings, slot, self._request(tracker))
         except SlotUnavailable:
             _say(dispatcher, "booking.slot_taken", _lang(tracker))
             return {"booking_slot": None}

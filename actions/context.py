@@ -9,7 +9,8 @@ import redis.asyncio as aioredis
 
 from indgang.i18n import normalise_language
 from indgang.insight import Insight
-from indgang.records.db import Database
+from indgang.records import db as records
+from indgang.records import migrate
 from indgang.redis_store import connect
 from indgang.settings import Settings, get_settings
 
@@ -26,8 +27,16 @@ def redis() -> aioredis.Redis:
 
 @lru_cache
 def insight() -> Insight:
-    # Counts for the insight page, written to the records' database (which the gateway migrates).
-    return Insight(Database(settings().database_url), settings().booking_timezone)
+    # Counts for the insight page, written to the records' database.
+    return Insight(db(), settings().booking_timezone)
+
+
+@lru_cache
+def db() -> records.Database:
+    """The durable records (bookings, tovholdere); migrated first where settings say so, as the
+    gateway does, so whichever process starts first finds the tables."""
+    migrate.on_start(settings())
+    return records.connect(settings())
 
 
 def metadata(latest_message: dict[str, Any]) -> dict[str, Any]:

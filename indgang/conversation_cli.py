@@ -39,7 +39,9 @@ def erase_command(args: argparse.Namespace) -> None:
         migrate.on_start(settings)
         db, redis = records.connect(settings), connect(settings)
         try:
-            deleted = await erase_conversation(redis, settings, args.conversation_id, requested_by="staff")
+            deleted = await erase_conversation(
+                db, redis, settings, args.conversation_id, requested_by="staff"
+            )
             await audit.record(db, f"cli:{getpass.getuser()}", "erase", args.conversation_id, reason)
         finally:
             await redis.aclose()

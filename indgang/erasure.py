@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from indgang import events, followup, keys
 from indgang.booking import erase_conversation_bookings
 from indgang.events import EventType, emit
+from indgang.records.db import Database
 from indgang.settings import Settings
 from indgang.sms import outbox
 from indgang.webhooks import dispatcher
@@ -21,7 +22,7 @@ RequestedBy = Literal["citizen", "staff"]
 
 
 async def erase_conversation(
-    redis: aioredis.Redis, settings: Settings, conversation_id: str, requested_by: RequestedBy
+    db: Database, redis: aioredis.Redis, settings: Settings, conversation_id: str, requested_by: RequestedBy
 ) -> int:
     """Delete every booking the conversation made (a confirmed one is cancelled first, so its
     slot is free again), the transcript, record, handoff and its place in the staff queue, Rasa's
@@ -33,7 +34,7 @@ async def erase_conversation(
     tells the municipality's systems to erase their copies; it leaves the queue once delivered.
     What is kept: the audit log's entries, which name the conversation only by its pseudonym.
     """
-    await erase_conversation_bookings(redis, settings, conversation_id)
+    await erase_conversation_bookings(db, redis, conversation_id)
     await followup.forget_conversation(redis, conversation_id)
     async with redis.pipeline(transaction=True) as pipe:
         pipe.delete(*keys.conversation_keys(conversation_id))

@@ -9,11 +9,12 @@ import redis.asyncio as aioredis
 from indgang import transcript
 from indgang.booking import current_booking
 from indgang.i18n import t
+from indgang.records.db import Database
 
 PAGE = 500
 
 
-async def citizen_copy(redis: aioredis.Redis, conversation_id: str, language: str) -> str:
+async def citizen_copy(db: Database, redis: aioredis.Redis, conversation_id: str, language: str) -> str:
     messages: list[transcript.Message] = []
     after = None
     while True:
@@ -28,7 +29,7 @@ async def citizen_copy(redis: aioredis.Redis, conversation_id: str, language: st
         who = t(f"export.from.{m.sender}", language)
         lines.append(f"[{m.at[:16].replace('T', ' ')}] {who}: {m.text}")
         lines += [f"    - {o.get('title')}" for o in m.offers if o.get("title")]
-    booking = await current_booking(redis, conversation_id)
+    booking = await current_booking(db, redis, conversation_id)
     if booking and booking.get("slot"):
         lines += [
             "",

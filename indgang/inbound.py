@@ -30,6 +30,7 @@ from indgang.language import guess_language
 from indgang.need_gate import need_gate
 from indgang.offer_cards import offer_card, offer_line, offers_of_type
 from indgang.queue_watch import booked_from_queue, place_notice
+from indgang.records.db import Database
 from indgang.safety.normalise import storable
 from indgang.search import get_offer_search
 from indgang.search.engine import URGENT_TYPE
@@ -79,12 +80,14 @@ class Inbound:
     def __init__(
         self,
         redis: aioredis.Redis,
+        db: Database,
         engine: DialogueEngine,
         settings: Settings,
         clock: Callable[[], float] = time.time,
         insight: Insight | None = None,
     ) -> None:
         self.redis = redis
+        self.db = db
         self.engine = engine
         self.settings = settings
         self.clock = clock  # when a follow-up consented to now is due
@@ -183,12 +186,12 @@ class Inbound:
             turn.replies, turn.followup_key = answered.replies, answered.web_key
         else:
             route = "engine"
-            before = await current_booking(self.redis, conversation_id)
+            before = await current_booking(self.db, self.redis, conversation_id)
             turn.replies, turn.engine_down = await self._ask_engine(
                 conversation_id, text, channel, lang, metadata or {}
             )
             if not turn.engine_down:
-                after = await current_booking(self.redis, conversation_id)
+                after = await current_booking(self.db, self.redis, conversation_id)
                 self._count_bookings(channel, before, after)
                 turn.after = await self._ask_consent(
                     conversation_id, channel, lang, turn.replies, before, after
@@ -196,7 +199,7 @@ class Inbound:
 
         await self.store_replies(conversation_id, channel, turn.replies + turn.after)
         turn.handoff = (await handoff.get(self.redis, conversation_id)).api_state
-        turn.booking = await current_booking(self.redis, conversation_id)
+        turn.booking = await current_booking(self.db, self.redis, conversation_id)
         metrics.TURN_SECONDS.labels(route).observe(time.perf_counter() - started)
         return turn
 

@@ -98,7 +98,6 @@ def retained_keys(conversation_id: str) -> list[str]:
         transcript(conversation_id),
         handoff(conversation_id),
         rasa_tracker(conversation_id),
-        conversation_booking(conversation_id),
         sms_recipient(conversation_id),
         sms_deliveries(conversation_id),
     ]
@@ -116,11 +115,10 @@ def turn_lock(conversation_id: str) -> str:
 
 
 def conversation_keys(conversation_id: str) -> list[str]:
-    """Every per-conversation key, for erasure: the retained ones, the short-lived markers
-    (their own, shorter TTLs) and the list of its bookings (kept until the last meeting is over)."""
+    """Every per-conversation key, for erasure: the retained ones and the short-lived markers
+    (their own, shorter TTLs). Its bookings are SQL records (indgang/booking)."""
     return [
         *retained_keys(conversation_id),
-        conversation_bookings(conversation_id),
         booking_collecting(conversation_id),
         sms_choices(conversation_id),
         sms_erase_pending(conversation_id),
@@ -149,18 +147,9 @@ def engine_waiting_messages(conversation_id: str) -> str:
 
 
 def booking(booking_id: str) -> str:
-    """Hash: one booking (tovholder, start, state, name, phone, topic, .ics token ...)."""
+    """Hash: one booking (tovholder, start, state, name, phone, topic, .ics token ...), where
+    bookings lived before the SQL records: read only by `indgang db import-redis`."""
     return f"{PREFIX}:booking:{booking_id}"
-
-
-def tovholder_calendar(tovholder_id: str) -> str:
-    """Hash: a tovholder's taken slots, start epoch -> booking id (HSETNX makes a slot single-use)."""
-    return f"{PREFIX}:tovholder:{tovholder_id}:taken"
-
-
-def bookings_index() -> str:
-    """Sorted set of every booking id in every state, scored by start epoch (staff lists)."""
-    return f"{PREFIX}:bookings"
 
 
 def booking_notifications() -> str:
@@ -177,22 +166,6 @@ def booking_notice_sent(member: str) -> str:
 def booking_notice_attempts() -> str:
     """Hash: notice member -> refused sends so far (the back-off of its next try)."""
     return f"{PREFIX}:booking:notifications:attempts"
-
-
-def citizen(phone_hash: str) -> str:
-    """Hash keyed by a keyed hash of the phone number: the citizen's tovholder and latest booking."""
-    return f"{PREFIX}:citizen:{phone_hash}"
-
-
-def conversation_booking(conversation_id: str) -> str:
-    """String: the id of the booking made in this conversation."""
-    return f"{PREFIX}:conv:{conversation_id}:booking"
-
-
-def conversation_bookings(conversation_id: str) -> str:
-    """Set: every booking id ever made in this conversation (cancelled and moved ones too), so
-    erasure finds them all; expires with the last of them."""
-    return f"{PREFIX}:conv:{conversation_id}:bookings"
 
 
 def booking_collecting(conversation_id: str) -> str:

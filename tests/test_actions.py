@@ -16,14 +16,16 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import actions, booking, context
 from actions.nlg import text_of
 from indgang import conversation
-from indgang.booking import Calendar, Slot, book, find_active_booking, in_booking_form
+from indgang.booking import Slot, book, calendar_for, find_active_booking, in_booking_form
 from indgang.insight import Insight, Metric
 from indgang.need_gate import need_gate
+from indgang.records.db import Database
 
 
 @pytest.fixture
-async def test_redis(redis, records, monkeypatch: pytest.MonkeyPatch):
+async def test_redis(redis, records: Database, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(context, "redis", lambda: redis)
+    monkeypatch.setattr(context, "db", lambda: records)
     recorder = Insight(records, "Europe/Copenhagen")  # the insight counts go to the test's records
     monkeypatch.setattr(context, "insight", lambda: recorder)
     yield redis
@@ -199,8 +201,6 @@ async def test_questions_about_the_offers_shown_are_answered_from_them(test_redi
     assert "70 10 10 10" in answers["hvornår har de åbent"]
 
 
-
-
 @pytest.mark.anyio
 @pytest.mark.parametrize(
     ("text", "intent", "action"),
@@ -246,15 +246,17 @@ async def test_a_fallback_that_states_a_need_gets_offers(test_redis) -> None:
 
 
 @pytest.mark.anyio
-async def test_a_phone_number_in_web_metadata_is_not_identity(test_redis, base_settings, monkeypatch) -> None:
+async def test_a_phone_number_in_web_metadata_is_not_identity(
+    records: Database, test_redis, base_settings, monkeypatch
+) -> None:
     """The attack: a web visitor puts another citizen's number in the message metadata to see,
     move or cancel that citizen's booking. Only the SMS channel's verified sender counts."""
     monkeypatch.setattr(context, "settings", lambda: base_settings)
-    calendar = Calendar.from_settings(base_settings)
+    calendar = await calendar_for(records, base_settings)
     victim = "+4520998877"
     slot = Slot(calendar.directory.get("mette"), at(4, 10))
     citizen = request("sms-victim", phone=victim, channel="sms")
-    await book(test_redis, base_settings, slot, citizen, now=MONDAY)
+    await book(records, test_redis, base_settings, slot, citizen, now=MONDAY)
 
     def attempt(text: str, intent: str, channel: str) -> Tracker:
         found = tracker(text, intent, sender="web-attacker-0001")
@@ -270,7 +272,7 @@ async def test_a_phone_number_in_web_metadata_is_not_identity(test_redis, base_s
         await action.run(dispatcher, attempt("flyt min tid", intent, "web"), {})
         said = " ".join(m.get("text") or "" for m in dispatcher.messages)
         assert "Du har ingen" in said and "Mette" not in said, said
-    assert (await find_active_booking(test_redis, base_settings, "sms-victim")).state == "confirmed"
+    assert (await find_active_booking(records, base_settings, "sms-victim")).state == "confirmed"
     # the same number from the SMS channel (Twilio's verified From) is the citizen's own
     dispatcher = CollectingDispatcher()
     await booking.ActionBookingChange().run(dispatcher, attempt("flyt min tid", "change_booking", "sms"), {})
@@ -279,16 +281,17 @@ async def test_a_phone_number_in_web_metadata_is_not_identity(test_redis, base_s
 
 @pytest.mark.anyio
 async def test_a_phone_number_typed_on_the_web_reveals_no_tovholder(
-    test_redis, base_settings, monkeypatch
+    records: Database, test_redis, base_settings, monkeypatch
 ) -> None:
     """The attack: typing someone's number into the web booking form named that person's
     tovholder ("din tovholder, Mette"), which tells that they are a client of the specialised
     social area. A typed number is only a contact detail: the web proposes the team's times.
     The same number as the verified SMS sender still keeps the citizen's own tovholder."""
     monkeypatch.setattr(context, "settings", lambda: base_settings)
-    calendar = Calendar.from_settings(base_settings)
+    calendar = await calendar_for(records, base_settings)
     victim = "+4520998866"
     await book(
+        records,
         test_redis,
         base_settings,
         Slot(calendar.directory.get("mette"), at(4, 10)),

@@ -15,18 +15,18 @@ import pytest
 import redis.asyncio as aioredis
 from booking_helpers import events_of
 
-from indgang import keys
 from indgang.booking import (
     BookingRequest,
-    Calendar,
     MeetingKind,
     Slot,
     book,
+    calendar_for,
     get_booking,
     list_bookings,
 )
 from indgang.devstack import Stack
 from indgang.phone import normalise_phone
+from indgang.records.db import Database
 from indgang.redis_store import connect
 from webhook.citizen import TOKEN_HEADER
 
@@ -102,8 +102,16 @@ async def store(stack: Stack) -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
+@pytest.fixture
+async def records(stack: Stack) -> AsyncIterator[Database]:
+    """The stack's records, as they are (the stack's conversations go on across tests)."""
+    database = Database(stack.settings.database_url)
+    yield database
+    await database.aclose()
+
+
 async def test_a_citizen_books_a_tovholder_and_gets_a_calendar_file(
-    stack: Stack, store: aioredis.Redis
+    records: Database, stack: Stack, store: aioredis.Redis
 ) -> None:
     citizen = Citizen(stack)
     await citizen.say("jeg vil gerne booke en tid hos en tovholder")
@@ -122,7 +130,7 @@ async def test_a_citizen_books_a_tovholder_and_gets_a_calendar_file(
     booking = citizen.booking
     assert booking and booking["state"] == "confirmed", citizen.last
     assert datetime.fromisoformat(booking["slot"]) == datetime.fromisoformat(first["start"])
-    stored = await get_booking(store, booking["id"])
+    stored = await get_booking(records, booking["id"])
     assert stored is not None and stored.tovholder == first["tovholder"]
     assert (stored.name, stored.phone, stored.kind, stored.for_whom) == (
         "Maria",
@@ -148,7 +156,9 @@ async def test_a_citizen_books_a_tovholder_and_gets_a_calendar_file(
     assert stored.topic not in json.dumps(created, ensure_ascii=False)  # events carry ids only
 
 
-async def test_a_relative_books_only_with_the_persons_consent(stack: Stack, store: aioredis.Redis) -> None:
+async def test_a_relative_books_only_with_the_persons_consent(
+    records: Database, stack: Stack, store: aioredis.Redis
+) -> None:
     without = Citizen(stack)
     for answer in ("jeg vil gerne booke en samtale med en tovholder til min søn", "ja", "en anden"):
         await without.say(answer)
@@ -156,7 +166,7 @@ async def test_a_relative_books_only_with_the_persons_consent(stack: Stack, stor
     await without.say("nej")
     assert without.booking is None
     assert "pårørende" in without.text
-    assert not [b for b in await list_bookings(store) if b.conversation_id == without.id]
+    assert not [b for b in await list_bookings(records) if b.conversation_id == without.id]
 
     relative = Citizen(stack)
     for answer in ("jeg vil gerne booke en samtale med en tovholder til min søn", "ja", "en anden", "ja"):
@@ -165,7 +175,7 @@ async def test_a_relative_books_only_with_the_persons_consent(stack: Stack, stor
     for answer in ("Jonas", new_phone(), "hans skole og venner", "video", "2"):
         await relative.say(answer)
     assert relative.booking and relative.booking["state"] == "confirmed", relative.last
-    stored = await get_booking(store, relative.booking["id"])
+    stored = await get_booking(records, relative.booking["id"])
     assert stored is not None and (stored.for_whom, stored.name, stored.kind) == ("other", "Jonas", "video")
 
 
@@ -179,12 +189,14 @@ async def test_an_invalid_phone_number_is_asked_again(stack: Stack) -> None:
     assert "tale om" in citizen.text  # on to the topic
 
 
-async def test_a_time_taken_meanwhile_brings_new_proposals(stack: Stack, store: aioredis.Redis) -> None:
+async def test_a_time_taken_meanwhile_brings_new_proposals(
+    records: Database, stack: Stack, store: aioredis.Redis
+) -> None:
     citizen = Citizen(stack)
     await citizen.fill_in_up_to_the_time()
     proposed = await citizen.proposals()
     taken = proposed[0]
-    calendar = Calendar.from_settings(stack.settings)
+    calendar = await calendar_for(records, stack.settings)
     tovholder = calendar.directory.get(taken["tovholder"])
     assert tovholder is not None
     someone_else = BookingRequest(
@@ -194,7 +206,9 @@ async def test_a_time_taken_meanwhile_brings_new_proposals(stack: Stack, store: 
         topic="noget andet",
         kind=MeetingKind.PHONE,
     )
-    await book(store, stack.settings, Slot(tovholder, datetime.fromisoformat(taken["start"])), someone_else)
+    await book(
+        records, store, stack.settings, Slot(tovholder, datetime.fromisoformat(taken["start"])), someone_else
+    )
 
     await citizen.say("1")
     assert "ikke ledig" in citizen.text and citizen.booking["state"] == "collecting", citizen.last
@@ -222,7 +236,7 @@ async def test_a_time_in_words_gets_fitting_proposals(stack: Stack) -> None:
 
 
 async def test_move_and_cancel_free_the_time_and_the_tovholder_stays(
-    stack: Stack, store: aioredis.Redis
+    records: Database, stack: Stack, store: aioredis.Redis
 ) -> None:
     citizen = Citizen(stack)
     phone = new_phone()
@@ -230,7 +244,7 @@ async def test_move_and_cancel_free_the_time_and_the_tovholder_stays(
     await citizen.say("1")
     booked = citizen.booking
     assert booked and booked["state"] == "confirmed"
-    first = await get_booking(store, booked["id"])
+    first = await get_booking(records, booked["id"])
     assert first is not None
 
     await citizen.say("jeg vil gerne booke en tid hos en tovholder")  # already has one
@@ -242,17 +256,20 @@ async def test_move_and_cancel_free_the_time_and_the_tovholder_stays(
     moved = citizen.booking
     assert moved["state"] == "confirmed" and moved["id"] == booked["id"] and moved["slot"] != booked["slot"]
     assert moved["tovholder"] == booked["tovholder"]  # the same tovholder
-    calendar_key = keys.tovholder_calendar(first.tovholder)
-    assert not await store.hexists(calendar_key, str(int(first.start.timestamp())))
-    assert (
-        await store.hget(calendar_key, str(int(datetime.fromisoformat(moved["slot"]).timestamp())))
-        == first.id
-    )
+    calendar = await calendar_for(records, stack.settings)
+    free = {
+        s.start
+        for s in await calendar.free_slots(
+            records, [calendar.directory.get(first.tovholder)], first.created_at
+        )
+    }
+    assert first.start in free and datetime.fromisoformat(moved["slot"]) not in free
 
     await citizen.say("AFLYS")
     assert citizen.booking["state"] == "cancelled", citizen.last
     assert "aflyst" in citizen.text
-    assert not await store.hexists(calendar_key, str(int(datetime.fromisoformat(moved["slot"]).timestamp())))
+    free = await calendar.free_slots(records, [calendar.directory.get(first.tovholder)], first.created_at)
+    assert datetime.fromisoformat(moved["slot"]) in {s.start for s in free}
     cancelled = await events_of(store, "booking.cancelled")
     assert [e["data"]["by"] for e in cancelled if e["data"]["booking_id"] == first.id] == [
         "citizen",
@@ -267,7 +284,7 @@ async def test_move_and_cancel_free_the_time_and_the_tovholder_stays(
 
 
 async def test_saying_no_or_aflys_while_collecting_stores_nothing(
-    stack: Stack, store: aioredis.Redis
+    records: Database, stack: Stack, store: aioredis.Redis
 ) -> None:
     declined = Citizen(stack)
     await declined.say("jeg vil gerne booke en tid hos en tovholder")
@@ -280,7 +297,7 @@ async def test_saying_no_or_aflys_while_collecting_stores_nothing(
     await stopped.say("AFLYS")
     assert stopped.booking is None and "stoppet" in stopped.text
     mine = {declined.id, stopped.id}
-    assert not [b for b in await list_bookings(store) if b.conversation_id in mine]
+    assert not [b for b in await list_bookings(records) if b.conversation_id in mine]
 
 
 async def test_a_yes_with_booking_words_after_offers_starts_the_booking_and_a_bare_yes_does_not(

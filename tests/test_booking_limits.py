@@ -14,8 +14,9 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import booking as booking_actions
 from actions import context
-from indgang.booking import BookingLimitReached, Calendar, Slot, book, list_bookings
+from indgang.booking import BookingLimitReached, Calendar, Slot, book, calendar_for, list_bookings
 from indgang.i18n import t
+from indgang.records.db import Database
 from indgang.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -32,29 +33,35 @@ def _slot(calendar: Calendar, hour: int, day: int = 4) -> Slot:
 
 
 async def test_one_conversation_books_only_so_many_with_any_phone_numbers(
-    redis: aioredis.Redis, settings: Settings
+    records: Database, redis: aioredis.Redis, settings: Settings
 ) -> None:
-    calendar = Calendar.from_settings(settings)
+    calendar = await calendar_for(records, settings)
     for hour, phone in ((9, "+4520000001"), (10, "+4520000002")):
-        await book(redis, settings, _slot(calendar, hour), request("web-script", phone=phone), now=MONDAY)
+        await book(
+            records, redis, settings, _slot(calendar, hour), request("web-script", phone=phone), now=MONDAY
+        )
     with pytest.raises(BookingLimitReached) as refused:
         third = request("web-script", phone="+4520000003")
-        await book(redis, settings, _slot(calendar, 11), third, now=MONDAY)
+        await book(records, redis, settings, _slot(calendar, 11), third, now=MONDAY)
     assert refused.value.retry_after >= 1
-    free = await calendar.free_slots(redis, [_slot(calendar, 9).tovholder], MONDAY)
+    free = await calendar.free_slots(records, [_slot(calendar, 9).tovholder], MONDAY)
     assert at(4, 11) in [s.start for s in free]  # the refused slot stays free
     # Another conversation, with another number, books as usual.
-    await book(redis, settings, _slot(calendar, 11), request("web-other", phone="+4520000004"), now=MONDAY)
+    await book(
+        records, redis, settings, _slot(calendar, 11), request("web-other", phone="+4520000004"), now=MONDAY
+    )
 
 
 async def test_one_phone_number_gets_only_so_many_bookings_from_new_conversations(
-    redis: aioredis.Redis, settings: Settings
+    records: Database, redis: aioredis.Redis, settings: Settings
 ) -> None:
-    calendar = Calendar.from_settings(settings)
+    calendar = await calendar_for(records, settings)
     for n, hour in enumerate((9, 10)):
-        await book(redis, settings, _slot(calendar, hour), request(f"sms-{n}", channel="sms"), now=MONDAY)
+        await book(
+            records, redis, settings, _slot(calendar, hour), request(f"sms-{n}", channel="sms"), now=MONDAY
+        )
     with pytest.raises(BookingLimitReached):
-        await book(redis, settings, _slot(calendar, 11), request("sms-2", channel="sms"), now=MONDAY)
+        await book(records, redis, settings, _slot(calendar, 11), request("sms-2", channel="sms"), now=MONDAY)
 
 
 def _picking_first(sender: str, channel: str, proposal: dict[str, str], phone: str) -> Tracker:
@@ -85,14 +92,15 @@ def _picking_first(sender: str, channel: str, proposal: dict[str, str], phone: s
 
 
 async def test_the_booking_form_ends_with_a_clear_answer_at_the_limit(
-    redis: aioredis.Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    records: Database, redis: aioredis.Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Through the action server's own code: the form books the picked slot until the limit,
     then ends with the outcome `limit_reached`, and the citizen is told why."""
     monkeypatch.setattr(context, "redis", lambda: redis)
+    monkeypatch.setattr(context, "db", lambda: records)
     monkeypatch.setattr(context, "settings", lambda: settings)
-    calendar = Calendar.from_settings(settings)
-    free = await calendar.free_slots(redis, [calendar.directory.get("mette")], datetime.now(UTC))
+    calendar = await calendar_for(records, settings)
+    free = await calendar.free_slots(records, [calendar.directory.get("mette")], datetime.now(UTC))
     form = booking_actions.ValidateBookingForm()
     outcomes = []
     for n, slot in enumerate(free[:3]):
@@ -101,7 +109,7 @@ async def test_the_booking_form_ends_with_a_clear_answer_at_the_limit(
         outcomes.append(await form.validate_booking_slot("1", CollectingDispatcher(), tracker, {}))
     assert [o.get("booking_outcome") for o in outcomes] == [None, None, "limit_reached"]
     assert outcomes[2]["booking_slot"] is None
-    assert len(await list_bookings(redis)) == 2
+    assert len(await list_bookings(records)) == 2
     dispatcher = CollectingDispatcher()
     ended = _picking_first("web-script-0000001", "web", {}, "+4520000009")
     ended.slots.update(booking_outcome="limit_reached", booking_slot=None)

@@ -26,6 +26,7 @@ from indgang import keys, transcript
 from indgang.devstack import Stack
 from indgang.erasure import erase_conversation
 from indgang.outbound import deliver_to_citizen
+from indgang.records.db import Database
 from indgang.redis_store import connect
 from indgang.settings import PROJECT_DIR, Settings
 from webhook.citizen import TOKEN_HEADER
@@ -306,7 +307,7 @@ async def test_the_citizen_downloads_a_copy_of_the_conversation(browser: Browser
 
 
 async def test_a_conversation_erased_elsewhere_gives_way_to_a_new_one(
-    browser: Browser, live_gateway: str, redis: aioredis.Redis, base_settings: Settings
+    records: Database, browser: Browser, live_gateway: str, redis: aioredis.Redis, base_settings: Settings
 ) -> None:
     """Staff erase it on the citizen's request (or its retention time ends): the tab's token
     opens nothing any more (403), so the next message starts a new conversation, not an error."""
@@ -314,7 +315,7 @@ async def test_a_conversation_erased_elsewhere_gives_way_to_a_new_one(
     await chat.say("hej")
     await expect(chat.messages("bot")).to_have_count(1)
     old = await chat.conversation_id()
-    await erase_conversation(redis, base_settings, old, requested_by="staff")
+    await erase_conversation(records, redis, base_settings, old, requested_by="staff")
 
     await chat.say("er I der stadig?")
     await expect(chat.page.locator("li.is-pending")).to_have_count(0)

@@ -17,6 +17,7 @@ from fastapi.routing import APIRoute
 
 from indgang import conversation, keys, transcript
 from indgang.erasure import erase_conversation
+from indgang.records.db import Database
 from indgang.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -184,13 +185,13 @@ async def test_the_403_is_the_same_whether_or_not_the_conversation_exists(
 
 
 async def test_an_open_stream_ends_when_its_conversation_is_erased(
-    http: httpx.AsyncClient, redis: aioredis.Redis, base_settings: Settings
+    records: Database, http: httpx.AsyncClient, redis: aioredis.Redis, base_settings: Settings
 ) -> None:
     conv, token = await _start(http)
     with anyio.fail_after(15):
         async with http.stream("GET", f"/api/v1/chat/{conv}/events", headers=_with(token)) as response:
             assert response.status_code == 200
-            await erase_conversation(redis, base_settings, conv, requested_by="staff")
+            await erase_conversation(records, redis, base_settings, conv, requested_by="staff")
             async for _ in response.aiter_lines():
                 pass  # the stream ends by itself (within one quiet wait), not at the timeout
     assert (await http.get(f"/api/v1/chat/{conv}/events", headers=_with(token))).status_code == 403

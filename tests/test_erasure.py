@@ -32,10 +32,10 @@ from test_webhooks_out import Receiver
 from indgang import keys, transcript
 from indgang.booking import (
     BookingRequest,
-    Calendar,
     MeetingKind,
     Slot,
     book,
+    calendar_for,
     cancel_booking,
     get_booking,
     list_bookings,
@@ -224,7 +224,7 @@ async def drive_conversation(
     tracker = {"sender_id": conv, "events": [{"event": "user", "text": "jeg sidder ved hvalfangerhuset"}]}
     await redis.set(keys.rasa_tracker(conv), json.dumps(tracker), ex=settings.conversation_ttl_seconds)
 
-    calendar = Calendar.from_settings(settings)
+    calendar = await calendar_for(records, settings)
     lars = calendar.directory.get("lars")
     assert lars is not None
     wish = BookingRequest(
@@ -235,10 +235,12 @@ async def drive_conversation(
         topic="gæld og kanelsnegle på Tordenskjoldsgade",
         kind=MeetingKind.PHONE,
     )
-    first = await book(redis, settings, Slot(lars, at(5, 10)), wish, MONDAY)
-    assert await cancel_booking(redis, first.id, by="citizen", now=MONDAY) is not None
-    second = await book(redis, settings, Slot(lars, at(6, 10)), wish, MONDAY)
-    assert await move_booking(redis, settings, second.id, at(4, 10), by="citizen", channel="sms", now=MONDAY)
+    first = await book(records, redis, settings, Slot(lars, at(5, 10)), wish, MONDAY)
+    assert await cancel_booking(records, redis, first.id, by="citizen", now=MONDAY) is not None
+    second = await book(records, redis, settings, Slot(lars, at(6, 10)), wish, MONDAY)
+    assert await move_booking(
+        records, redis, settings, second.id, at(4, 10), by="citizen", channel="sms", now=MONDAY
+    )
 
     admin = await _staff(client, redis, records, "anne", Role.ADMIN)
     assert (
@@ -281,7 +283,7 @@ async def test_erasing_a_conversation_leaves_no_trace_in_redis_logs_or_webhooks(
         # The scan finds the conversation while it exists: the needles are the right ones.
         before = {where for where, _ in hits(await every_stored_text(redis), conv)}
         assert keys.transcript(conv) in before and keys.rasa_tracker(conv) in before
-        assert len(await list_bookings(redis)) == 2
+        assert len(await list_bookings(records)) == 2
 
         reason = "Borgerens anmodning om sletning, modtaget pr. telefon"
         erased = await client.post(
@@ -303,7 +305,7 @@ async def test_erasing_a_conversation_leaves_no_trace_in_redis_logs_or_webhooks(
     assert {"crisis.detected", "handoff.requested", "booking.created", "booking.cancelled"} <= set(types)
     # ... and the erasure itself as the last word: no booking.cancelled with the citizen's details.
     assert types[-1] == "conversation.erased"
-    assert await list_bookings(redis) == []
+    assert await list_bookings(records) == []
     [entry] = [e for e in await audit.entries(records) if e.action == "erase"]
     assert (entry.staff, entry.detail) == ("anne", reason)
 
@@ -317,19 +319,19 @@ async def test_only_an_admin_erases_with_a_reason_and_a_web_citizen_erases_every
             "/api/v1/chat", json={"conversation_id": conv, "text": "Hej, hvalfangerhuset"}
         )
         mine = {TOKEN_HEADER: first.json()["conversation_token"]}
-        lars = Calendar.from_settings(settings).directory.get("lars")
+        lars = (await calendar_for(records, settings)).directory.get("lars")
         assert lars is not None
         wish = BookingRequest(
             conversation_id=conv, name=NAME, phone=NUMBER, topic="kanelsnegle", kind=MeetingKind.PHONE
         )
-        old = await book(redis, settings, Slot(lars, at(5, 10)), wish, MONDAY)
-        await cancel_booking(redis, old.id, by="citizen", now=MONDAY)
-        new = await book(redis, settings, Slot(lars, at(6, 10)), wish, MONDAY)
+        old = await book(records, redis, settings, Slot(lars, at(5, 10)), wish, MONDAY)
+        await cancel_booking(records, redis, old.id, by="citizen", now=MONDAY)
+        new = await book(records, redis, settings, Slot(lars, at(6, 10)), wish, MONDAY)
 
         staff = await _staff(client, redis, records, "mette", Role.STAFF)
         path = f"/api/v1/staff/conversations/{conv}/erase"
         assert (await client.post(path, json={"reason": "fordi"}, headers=staff)).status_code == 403
-        assert await get_booking(redis, new.id) is not None
+        assert await get_booking(records, new.id) is not None
         async with httpx.AsyncClient(
             transport=client._transport, base_url=str(client.base_url)
         ) as admin_client:
@@ -338,7 +340,7 @@ async def test_only_an_admin_erases_with_a_reason_and_a_web_citizen_erases_every
 
         erased = await client.delete(f"/api/v1/chat/{conv}", headers=mine)
         assert erased.status_code == 200, erased.text
-        assert await get_booking(redis, old.id) is None and await get_booking(redis, new.id) is None
+        assert await get_booking(records, old.id) is None and await get_booking(records, new.id) is None
         await _delivered(redis, receiver, "conversation.erased")
         assert hits(await every_stored_text(redis), conv) == []
 
@@ -385,9 +387,8 @@ async def test_a_message_renews_every_part_of_the_conversation_together(
 ) -> None:
     async with asgi_gateway(settings) as client:
         conv, _ = await drive_conversation(client, settings, redis, records, fake_twilio)
-        # Rasa last saved its tracker long ago (staff hold the conversation: Rasa sees no turns)
-        # and the booking was made long ago.
-        for key in (keys.rasa_tracker(conv), keys.conversation_booking(conv), keys.conversation(conv)):
+        # Rasa last saved its tracker long ago (staff hold the conversation: Rasa sees no turns).
+        for key in (keys.rasa_tracker(conv), keys.conversation(conv)):
             await redis.expire(key, 100)
         await _sms(client, settings, "Er der nogen?")
     ttls = {key: await redis.ttl(key) for key in keys.retained_keys(conv) if await redis.exists(key)}
@@ -537,7 +538,7 @@ asyncio.run(store.save(DialogueStateTracker.from_events(sys.argv[2], [UserUttere
 
 @pytest.mark.stack
 async def test_rasa_keeps_its_tracker_where_erasure_looks_for_as_long_as_the_conversation(
-    settings: Settings, redis: aioredis.Redis
+    records: Database, settings: Settings, redis: aioredis.Redis
 ) -> None:
     conv = "web-tracker-0123456789abcdef"
     stack = Stack(settings.model_copy(update={"conversation_ttl_seconds": 4321}))
@@ -555,7 +556,7 @@ async def test_rasa_keeps_its_tracker_where_erasure_looks_for_as_long_as_the_con
         timeout=300,
     )
     assert 4300 < await redis.ttl(keys.rasa_tracker(conv)) <= 4321  # record_exp is the retention
-    assert await erase_conversation(redis, settings, conv, requested_by="citizen") >= 1
+    assert await erase_conversation(records, redis, settings, conv, requested_by="citizen") >= 1
     assert not await redis.exists(keys.rasa_tracker(conv))
 
 

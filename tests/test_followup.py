@@ -168,9 +168,9 @@ class GuidingEngine:
 
 
 async def test_a_turn_with_offers_asks_for_consent_once_and_yes_keeps_a_followup(
-    settings: Settings, redis: aioredis.Redis
+    records: Database, settings: Settings, redis: aioredis.Redis
 ) -> None:
-    inbound = Inbound(redis, GuidingEngine(), settings, clock=lambda: 1_000_000.0)
+    inbound = Inbound(redis, records, GuidingEngine(), settings, clock=lambda: 1_000_000.0)
     first = await inbound.handle("web-guided-0123456789abcdef", "jeg har gæld", "web")
     [consent] = first.after
     assert consent.text == t("followup.consent", "da", when=t("followup.in_a_week", "da"))
@@ -191,7 +191,7 @@ async def test_a_turn_with_offers_asks_for_consent_once_and_yes_keeps_a_followup
 
     asking = [Reply(text="Vil du booke?", buttons=[Button(title="Ja", payload="/affirm")], offers=[offer()])]
     assert followup.types_shown(asking, booked=True) == []  # its own yes/no question comes first
-    off = Inbound(redis, GuidingEngine(), settings.model_copy(update={"followup_enabled": False}))
+    off = Inbound(redis, records, GuidingEngine(), settings.model_copy(update={"followup_enabled": False}))
     assert (await off.handle("web-unasked-0123456789abcdef", "jeg har gæld", "web")).after == []
 
 

@@ -159,7 +159,7 @@ async def test_a_booking_made_moved_and_cancelled_in_turns_is_counted(
     redis: aioredis.Redis, records: Database, base_settings: Settings
 ) -> None:
     insight = Insight(records, base_settings.booking_timezone)
-    inbound = Inbound(redis, engine=None, settings=base_settings, insight=insight)  # type: ignore[arg-type]
+    inbound = Inbound(redis, records, engine=None, settings=base_settings, insight=insight)  # type: ignore[arg-type]
     confirmed = {"id": "bk_1", "state": "confirmed"}
     moving = {"id": "bk_1", "state": "collecting"}
     turns = [
@@ -185,12 +185,14 @@ def test_guidance_names_the_theme_of_a_need_no_offer_fits() -> None:
     assert unknown.unmet == UNKNOWN_THEME or unknown.unmet in {o.type for o in search.catalogue.offers}
 
 
-async def test_the_counts_redis_kept_move_over_once(db: Database, redis: aioredis.Redis) -> None:
+async def test_the_counts_redis_kept_move_over_once(
+    db: Database, redis: aioredis.Redis, base_settings: Settings
+) -> None:
     await redis.hset(keys.followup_outcomes(), mapping={"krisecenter:yes": 4, "booking:no": 2})
     await redis.hset(keys.satisfaction_counts(), mapping={"5": 7})
-    first = await import_all(db, redis, today=DAY)
+    first = await import_all(db, redis, base_settings, today=DAY)
     assert (first["insight counts"].found, first["insight counts"].added) == (3, 3)
-    again = await import_all(db, redis, today=DAY)
+    again = await import_all(db, redis, base_settings, today=DAY)
     assert again["insight counts"].found == 0
     assert await counted(db, Metric.FOLLOWUP) == {"krisecenter:yes": 4, "booking:no": 2}
     assert _table(await figures(db, DAY, DAY), "satisfaction")["5"] == (7,)

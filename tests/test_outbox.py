@@ -27,7 +27,7 @@ from fakes.twilio_api import FakeTwilio
 from outbox_helpers import outbox_drained
 
 from indgang import conversation, handoff, keys, transcript
-from indgang.booking import Booking, Calendar, Slot, book, get_booking
+from indgang.booking import Booking, Slot, book, calendar_for, get_booking
 from indgang.booking.bookings import Notice
 from indgang.booking.notifications import RETRY_SECONDS, BookingNotifier
 from indgang.devstack import PROJECT_DIR, Stack
@@ -86,25 +86,25 @@ class Phone:
         self.sent.append((to, text))
 
 
-async def _book(redis: aioredis.Redis, settings: Settings) -> Booking:
-    mette = Calendar.from_settings(settings).directory.get("mette")
+async def _book(records: Database, redis: aioredis.Redis, settings: Settings) -> Booking:
+    mette = (await calendar_for(records, settings)).directory.get("mette")
     assert mette is not None
-    return await book(redis, settings, Slot(mette, at(5, 10)), request(), now=MONDAY)
+    return await book(records, redis, settings, Slot(mette, at(5, 10)), request(), now=MONDAY)
 
 
 # --- booking notices --------------------------------------------------------------------------
 
 
 async def test_a_notice_whose_worker_dies_before_sending_is_sent_after_the_lease_exactly_once(
-    redis: aioredis.Redis, base_settings: Settings
+    records: Database, redis: aioredis.Redis, base_settings: Settings
 ) -> None:
-    await _book(redis, base_settings)
+    await _book(records, redis, base_settings)
     clock, crashing = Clock(MONDAY), CrashingPhone(after_sending=False)
     with pytest.raises(asyncio.CancelledError):
-        await BookingNotifier(redis, base_settings, crashing.send, clock).run_once()
+        await BookingNotifier(records, redis, base_settings, crashing.send, clock).run_once()
 
     phone = Phone()
-    restarted = BookingNotifier(redis, base_settings, phone.send, clock)
+    restarted = BookingNotifier(records, redis, base_settings, phone.send, clock)
     assert await restarted.run_once() == 0  # the dead worker's lease still holds
     clock.now = MONDAY + timedelta(seconds=base_settings.outbox_lease_seconds + 1)
     assert await restarted.run_once() == 1
@@ -113,39 +113,43 @@ async def test_a_notice_whose_worker_dies_before_sending_is_sent_after_the_lease
 
 
 async def test_a_notice_sent_but_not_yet_removed_is_not_sent_twice_by_the_next_worker(
-    redis: aioredis.Redis, base_settings: Settings, sms_settings: Settings, fake_twilio: FakeTwilio
+    records: Database,
+    redis: aioredis.Redis,
+    base_settings: Settings,
+    sms_settings: Settings,
+    fake_twilio: FakeTwilio,
 ) -> None:
     """The real sender: Twilio took the SMS and the notifier recorded it; the worker died before
     removing it from the schedule. The next worker removes it without sending. (A crash after
     Twilio took it but before the record is the one window left: see notifications.py.)"""
-    await _book(redis, sms_settings)
+    await _book(records, redis, sms_settings)
     clock = Clock(MONDAY)
     sender = SmsSender(redis, sms_settings)
-    sent_then_killed = BookingNotifier(redis, sms_settings, sender.send_sms, clock)
+    sent_then_killed = BookingNotifier(records, redis, sms_settings, sender.send_sms, clock)
     [claim] = await sent_then_killed.leases.claim(MONDAY.timestamp(), 10)
     booking_id = claim.member.partition(":")[2]
-    booking = await get_booking(redis, booking_id)
+    booking = await get_booking(records, booking_id)
     assert booking is not None
     assert await sent_then_killed._send_once(claim, Notice.CONFIRMED, booking, MONDAY)
     assert len(fake_twilio.sent()) == 1
 
     clock.now = MONDAY + timedelta(seconds=sms_settings.outbox_lease_seconds + 1)
-    assert await BookingNotifier(redis, sms_settings, sender.send_sms, clock).run_once() == 0
+    assert await BookingNotifier(records, redis, sms_settings, sender.send_sms, clock).run_once() == 0
     assert len(fake_twilio.sent()) == 1
     assert await redis.zcard(keys.booking_notifications()) == 1  # only the reminder is left
 
 
 async def test_a_notice_refused_by_the_throttle_is_tried_again_and_sent(
-    redis: aioredis.Redis, sms_settings: Settings, fake_twilio: FakeTwilio
+    records: Database, redis: aioredis.Redis, sms_settings: Settings, fake_twilio: FakeTwilio
 ) -> None:
     settings = sms_settings.model_copy(update={"sms_per_number_limit": 1, "sms_per_number_window_seconds": 1})
-    await _book(redis, settings)
+    await _book(records, redis, settings)
     sender = SmsSender(redis, settings)
     conv = recipients.conversation_id(NUMBER, settings)
     await sender.to_number(NUMBER, "Et svar lige før", conv)  # the number's budget is spent
 
     clock = Clock(MONDAY)
-    notifier = BookingNotifier(redis, settings, sender.send_sms, clock)
+    notifier = BookingNotifier(records, redis, settings, sender.send_sms, clock)
     assert await notifier.run_once() == 0
     assert len(fake_twilio.sent()) == 1  # held back, not dropped
     await asyncio.sleep(1.1)  # the throttle's window passes
@@ -232,8 +236,7 @@ def _log_in(client: httpx.Client, name: str) -> None:
 
 
 async def test_a_staff_reply_whose_gateway_is_killed_mid_send_is_sent_once_by_the_restarted_one(
-    redis: aioredis.Redis,
-    records: Database, base_settings: Settings, fake_twilio: FakeTwilio, tmp_path: Path
+    redis: aioredis.Redis, records: Database, base_settings: Settings, fake_twilio: FakeTwilio, tmp_path: Path
 ) -> None:
     """A real gateway process takes a staff reply over HTTP, its outbox worker claims the SMS and
     is SIGKILLed while the call to Twilio is in flight; the gateway started again sends it once
@@ -337,14 +340,14 @@ def _until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
 
 
 async def test_erasing_a_conversation_drops_the_sms_still_queued_to_it_and_no_other(
-    redis: aioredis.Redis, sms_settings: Settings, fake_twilio: FakeTwilio
+    records: Database, redis: aioredis.Redis, sms_settings: Settings, fake_twilio: FakeTwilio
 ) -> None:
     other = "+4531234567"
     outbox = SmsOutbox(redis, sms_settings, SmsSender(redis, sms_settings))
     await outbox.put("SM4", [_reply(sms_settings, "Er du stadig ved havnen?")])
     theirs = QueuedSms(other, recipients.conversation_id(other, sms_settings), "Til en anden")
     await outbox.put("SM5", [theirs])
-    await erase_conversation(redis, sms_settings, _reply(sms_settings).conversation_id, "staff")
+    await erase_conversation(records, redis, sms_settings, _reply(sms_settings).conversation_id, "staff")
     assert await outbox.run_once() == 1
     assert [(m["To"], m["Body"]) for m in fake_twilio.sent()] == [(other, "Til en anden")]
     assert await redis.hlen(keys.sms_outbox_items()) == 0

@@ -32,6 +32,7 @@ from indgang.i18n import t
 from indgang.inbound import Inbound
 from indgang.opening_hours import DAYS
 from indgang.queue_watch import QueueWatch
+from indgang.records.db import Database
 from indgang.settings import Settings
 from indgang.sms import recipients
 from indgang.sms.compose import TARGET_SEGMENTS, measure
@@ -368,7 +369,11 @@ class _NoEngine:
 
 
 async def test_a_gateway_that_dies_after_claiming_or_finds_smtp_down_loses_no_crisis_alert(
-    redis: aioredis.Redis, base_settings: Settings, smtp: tuple[Mailbox, int], tmp_path: Path
+    records: Database,
+    redis: aioredis.Redis,
+    base_settings: Settings,
+    smtp: tuple[Mailbox, int],
+    tmp_path: Path,
 ) -> None:
     mailbox, port = smtp
     roster = tmp_path / "roster.yaml"
@@ -385,15 +390,15 @@ async def test_a_gateway_that_dies_after_claiming_or_finds_smtp_down_loses_no_cr
     ttl = up.conversation_ttl_seconds
     await handoff.request_person(redis, conv, "web", ttl, reason="crisis", priority=handoff.Priority.URGENT)
 
-    dying = QueueWatch(Inbound(redis, _NoEngine(), up), clock)
+    dying = QueueWatch(Inbound(redis, records, _NoEngine(), up), clock)
     await dying.leases.claim(clock(), 10)  # claimed, then the gateway died
-    survivor = QueueWatch(Inbound(redis, _NoEngine(), down), clock)
+    survivor = QueueWatch(Inbound(redis, records, _NoEngine(), down), clock)
     assert await survivor.run_once() == 0  # the lease still holds it
     clock.move(up.outbox_lease_seconds / 60 + 0.01)
     assert await survivor.run_once() == 0  # claimed again, but SMTP is down: not marked, kept
     assert mailbox.mails == [] and "alerted:crisis" not in (await handoff.get(redis, conv)).marks
 
-    restarted = QueueWatch(Inbound(redis, _NoEngine(), up), clock)
+    restarted = QueueWatch(Inbound(redis, records, _NoEngine(), up), clock)
     assert await restarted.run_once() == 0  # the retry waits OUTBOX_RETRY_SECONDS
     clock.move(up.outbox_retry_seconds / 60 + 0.01)
     assert await restarted.run_once() == 1
@@ -422,17 +427,17 @@ def test_a_roster_that_cannot_be_used_is_refused_with_the_reason(
 
 
 async def test_an_erased_or_expired_handoff_leaves_the_watch(
-    redis: aioredis.Redis, base_settings: Settings
+    records: Database, redis: aioredis.Redis, base_settings: Settings
 ) -> None:
     ttl = base_settings.conversation_ttl_seconds
     erased, expired = f"erased-{uuid.uuid4().hex}", f"expired-{uuid.uuid4().hex}"
     for conv in (erased, expired):
         await handoff.request_person(redis, conv, "web", ttl, reason="request_human")
     assert await redis.zcard(keys.handoff_watch()) == 2
-    await erase_conversation(redis, base_settings, erased, "citizen")
+    await erase_conversation(records, redis, base_settings, erased, "citizen")
     assert await redis.zscore(keys.handoff_watch(), erased) is None  # at once, with the rest
     await redis.delete(keys.handoff(expired))  # what its expiry does
-    assert await QueueWatch(Inbound(redis, _NoEngine(), base_settings), Clock()).run_once() == 0
+    assert await QueueWatch(Inbound(redis, records, _NoEngine(), base_settings), Clock()).run_once() == 0
     assert await redis.zcard(keys.handoff_watch()) == 0
 
 

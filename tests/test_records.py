@@ -114,18 +114,20 @@ async def _legacy_records(redis: aioredis.Redis) -> tuple[str, list[str]]:
     return secret, ids
 
 
-async def test_import_from_redis_moves_every_record_once(db: Database, redis: aioredis.Redis) -> None:
+async def test_import_from_redis_moves_every_record_once(
+    db: Database, redis: aioredis.Redis, base_settings: Settings
+) -> None:
     secret, _ = await _legacy_records(redis)
     await add_account(db, redis, "carl", PASSWORD, display_name="Carl")  # made in SQL already
-    first = await import_all(db, redis)
+    first = await import_all(db, redis, base_settings)
     assert (first["staff accounts"].found, first["staff accounts"].added) == (2, 2)
     assert (first["audit entries"].found, first["audit entries"].added) == (3, 3)
-    again = await import_all(db, redis)
+    again = await import_all(db, redis, base_settings)
     assert (again["staff accounts"].added, again["audit entries"].added) == (0, 0)
 
     later = {"at": "2026-04-01T10:00:00+00:00", "staff": "bo", "action": "login"}
     await redis.xadd(keys.staff_audit(), later)
-    assert (await import_all(db, redis))["audit entries"].added == 1  # only the new one
+    assert (await import_all(db, redis, base_settings))["audit entries"].added == 1  # only the new one
     await redis.flushdb()
     anne = await authenticate(db, "anne", PASSWORD)
     assert anne is not None and anne.is_admin and anne.has_totp

@@ -372,13 +372,15 @@ async def test_a_spooled_web_message_cannot_take_over_an_existing_conversation(
     conv = "victim-" + secrets.token_hex(8)
     victim_token = await conversation.start_web(redis, conv, base_settings.conversation_ttl_seconds)
     assert victim_token
-    inbound = Inbound(redis, _NoEngine(), base_settings)
+    database = records.connect(base_settings)
+    inbound = Inbound(redis, database, _NoEngine(), base_settings)
     forged = SpooledMessage(
         channel="web", text="Hej", conversation_id=conv, token=conversation.new_token(), new_conversation=True
     )
     guessed = SpooledMessage(channel="web", text="Hej igen", conversation_id=conv, token="guess")
     await inbound.replay_web(forged)
     await inbound.replay_web(guessed)
+    await database.aclose()
     assert (await transcript.read(redis, conv))[0] == []
     assert await conversation.token_matches(redis, conv, victim_token)
 
@@ -458,6 +460,9 @@ def _api_calls(settings: Settings, token: str) -> dict[tuple[str, str], dict[str
         ("POST", "/api/v1/staff/conversations/{conversation_id}/release"): {"url": f"{conv}/release"},
         ("POST", "/api/v1/staff/conversations/{conversation_id}/close"): {"url": f"{conv}/close"},
         ("GET", "/api/v1/staff/bookings"): {"url": "/api/v1/staff/bookings"},
+        ("POST", "/api/v1/staff/bookings/{booking_id}/no-show"): {
+            "url": "/api/v1/staff/bookings/bk_0123abcd/no-show", "json": {"no_show": True}
+        },
         ("POST", "/api/v1/staff/conversations/{conversation_id}/erase"): {
             "url": f"{conv}/erase", "json": {"reason": "borgeren bad om det"}
         },

@@ -11,6 +11,7 @@ import pytest
 from indgang import conversation, handoff, safety, transcript
 from indgang.dialogue import Reply
 from indgang.inbound import Inbound
+from indgang.records.db import Database
 from indgang.safety import check
 from indgang.safety.model import concepts_in, default_model, search_dialogues
 from indgang.safety.normalise import clean
@@ -296,9 +297,11 @@ class RecordingEngine:
 
 
 @pytest.mark.anyio
-async def test_once_flagged_a_conversation_stays_flagged_and_first_for_staff(redis, base_settings) -> None:
+async def test_once_flagged_a_conversation_stays_flagged_and_first_for_staff(
+    records: Database, redis, base_settings
+) -> None:
     engine = RecordingEngine()
-    inbound = Inbound(redis, engine, base_settings)
+    inbound = Inbound(redis, records, engine, base_settings)
     calm = await inbound.handle("conv-risk-1", "hej, jeg har et spørgsmål om bostøtte")
     assert not any(r.crisis for r in calm.replies) and engine.seen
     acute = await inbound.handle("conv-risk-1", "jeg har 50 sovepiller her og tager dem alle i aften")
@@ -349,8 +352,10 @@ def test_after_an_acute_alarm_the_danger_goes_on_until_help_has_come(text: str, 
 
 
 @pytest.mark.anyio
-async def test_an_alarm_is_not_raised_again_from_the_same_old_turns(redis, base_settings) -> None:
-    inbound = Inbound(redis, RecordingEngine(), base_settings)
+async def test_an_alarm_is_not_raised_again_from_the_same_old_turns(
+    records: Database, redis, base_settings
+) -> None:
+    inbound = Inbound(redis, records, RecordingEngine(), base_settings)
     await inbound.handle("conv-risk-2", "jeg vil slå mig selv ihjel")
     assert await inbound._unalarmed_turns("conv-risk-2") == []
     await inbound.handle("conv-risk-2", "hvad med bolig")
@@ -361,10 +366,12 @@ async def test_an_alarm_is_not_raised_again_from_the_same_old_turns(redis, base_
 
 
 @pytest.mark.anyio
-async def test_the_turn_that_says_help_has_come_starts_no_window(redis, base_settings) -> None:
+async def test_the_turn_that_says_help_has_come_starts_no_window(
+    records: Database, redis, base_settings
+) -> None:
     # Its words are the emergency's: read with the next turn, they made "Thanks for staying with
     # me" an alarm (blind batch ai).
-    inbound = Inbound(redis, RecordingEngine(), base_settings)
+    inbound = Inbound(redis, records, RecordingEngine(), base_settings)
     conv = "conv-risk-settled"
     await inbound.handle(conv, "he took all his lithium pills with a bottle of wine and he's slurring")
     help_came = "Paramedics just got here and opened the door, they're taking care of him"
@@ -397,8 +404,10 @@ async def test_risk_is_raised_only_upward(redis) -> None:
 
 
 @pytest.mark.anyio
-async def test_a_lone_surrogate_is_stored_and_answered_not_a_crash(redis, base_settings) -> None:
-    inbound = Inbound(redis, RecordingEngine(), base_settings)
+async def test_a_lone_surrogate_is_stored_and_answered_not_a_crash(
+    records: Database, redis, base_settings
+) -> None:
+    inbound = Inbound(redis, records, RecordingEngine(), base_settings)
     turn = await inbound.handle("conv-surrogate-1", "hej \ud800 jeg vil gerne have hjælp til bolig")
     assert turn.replies
     messages, _ = await transcript.read(redis, "conv-surrogate-1")

@@ -21,8 +21,9 @@ from outbox_helpers import outbox_drained
 from twilio.request_validator import RequestValidator
 
 from indgang import conversation, handoff, keys, transcript
-from indgang.booking import Calendar, Slot, book, get_booking, start_collecting
+from indgang.booking import Slot, book, calendar_for, get_booking, start_collecting
 from indgang.devstack import free_port
+from indgang.records.db import Database
 from indgang.redis_store import connect
 from indgang.settings import Settings
 from indgang.sms import delivery, optout, recipients
@@ -341,14 +342,20 @@ async def test_help_says_what_the_number_is_the_hours_and_the_emergency_numbers(
 
 
 async def test_slet_erases_everything_after_the_citizen_confirms(
-    client: httpx.AsyncClient, settings: Settings, redis: aioredis.Redis, fake_twilio: FakeTwilio
+    records: Database,
+    client: httpx.AsyncClient,
+    settings: Settings,
+    redis: aioredis.Redis,
+    fake_twilio: FakeTwilio,
 ) -> None:
     conv = _conv(settings)
     await _text(client, settings, "Min søn har det svært")
     await redis.set(keys.rasa_tracker(conv), "{}")  # what Rasa keeps about the conversation
-    lars = Calendar.from_settings(settings).directory.get("lars")
+    lars = (await calendar_for(records, settings)).directory.get("lars")
     assert lars is not None
-    booking = await book(redis, settings, Slot(lars, at(5, 10)), request(conv, NUMBER, "sms"), MONDAY)
+    booking = await book(
+        records, redis, settings, Slot(lars, at(5, 10)), request(conv, NUMBER, "sms"), MONDAY
+    )
     await _text(client, settings, "SLET")
     assert "Svar JA" in fake_twilio.sent()[-1]["Body"]
     await _text(client, settings, "ja")
@@ -356,7 +363,7 @@ async def test_slet_erases_everything_after_the_citizen_confirms(
     assert "er slettet" in fake_twilio.sent()[-1]["Body"]
     left = [k for k in await redis.keys(f"*{conv}*") if ":rate:" not in k]
     assert left == []  # transcript, record, tracker, number, choices, deliveries: all gone
-    assert await get_booking(redis, booking.id) is None  # with the name and number it held
+    assert await get_booking(records, booking.id) is None  # with the name and number it held
     events = [json.loads(e["event"]) for _, e in await redis.xrange(keys.events_stream())]
     erased = [e for e in events if e["type"] == "conversation.erased"]
     assert erased and erased[0]["data"] == {"conversation_id": conv, "requested_by": "citizen"}

@@ -8,15 +8,20 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from booking_helpers import MONDAY, at, request
+from sqlalchemy import update
 
 from indgang import handoff, keys, transcript
+from indgang.booking import Slot, book, calendar_for, get_booking
 from indgang.i18n import t
 from indgang.records.db import Database
-from indgang.records.models import StaffAccount
+from indgang.records.models import BookingRow, StaffAccount
+from indgang.settings import Settings
 from indgang.staff import audit
 from indgang.staff.accounts import Role, add_account, authenticate
 from webhook.citizen import TOKEN_HEADER
@@ -272,3 +277,33 @@ async def test_bookings_are_listed_for_staff(login: Login, records: Database) ->
     listed = await client.get("/api/v1/staff/bookings")
     assert listed.status_code == 200 and listed.json() == {"bookings": []}
     assert (await audit.entries(records))[0].action == "bookings"
+
+
+async def test_staff_mark_a_no_show_and_a_citizen_cannot(
+    login: Login, http: httpx.AsyncClient, records: Database, redis: aioredis.Redis, base_settings: Settings
+) -> None:
+    """From the bookings list a tovholder marks that the citizen did not come, once the meeting
+    has begun; the mark is in the list and in the audit log. Without a staff session (a citizen),
+    or without the CSRF header (another site's form), nothing changes."""
+    mette = (await calendar_for(records, base_settings)).directory.get("mette")
+    booking = await book(records, redis, base_settings, Slot(mette, at(4, 10)), request(), now=MONDAY)
+    path = f"/api/v1/staff/bookings/{booking.id}/no-show"
+    client = await login("mette")
+    assert (await client.post(path, json={"no_show": True})).status_code == 404  # not yet begun
+    began = datetime.now(UTC) - timedelta(minutes=30)  # the meeting's time, moved into the past
+    async with records.transaction() as session:
+        await session.execute(
+            update(BookingRow)
+            .where(BookingRow.id == booking.id)
+            .values(starts_at=began, ends_at=began + timedelta(hours=1))
+        )
+    assert (await http.post(path, json={"no_show": True})).status_code == 401
+    forged = await client.post(path, json={"no_show": True}, headers={CSRF_HEADER: ""})
+    assert forged.status_code == 403
+    assert not (await get_booking(records, booking.id)).no_show
+    marked = await client.post(path, json={"no_show": True})
+    assert marked.status_code == 200 and marked.json()["no_show"] is True
+    [listed] = (await client.get("/api/v1/staff/bookings")).json()["bookings"]
+    assert listed["id"] == booking.id and listed["no_show"] is True
+    entry = next(e for e in await audit.entries(records) if e.action == "booking_no_show")
+    assert (entry.staff, entry.detail) == ("mette", "no_show")

@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
             engine.start()
             feed = TranscriptFeed(redis, per_client=settings.streams_per_client, total=settings.streams_total)
             insight = Insight(db, settings.booking_timezone, clock)
-            inbound = Inbound(redis, engine, settings, clock, insight)
+            inbound = Inbound(redis, db, engine, settings, clock, insight)
             spool = Spool(settings.spool_dir, settings.spool_max_bytes)
             app.state.gateway = GatewayState(
                 settings=settings,
@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
             )
             offers.warm_search()
             sender = SmsSender(redis, settings)
-            notifier = BookingNotifier(redis, settings, sender.send_sms)
+            notifier = BookingNotifier(db, redis, settings, sender.send_sms)
             notifier.start()
             # Only a gateway that can send takes SMS off the queue (one without Twilio gets none).
             outbox = SmsOutbox(redis, settings, sender) if twilio_api.is_configured(settings) else None

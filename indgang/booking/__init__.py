@@ -1,5 +1,5 @@
 """Booking a conversation with a tovholder: the directory of tovholdere, their calendars,
-atomic bookings in Redis, SMS notifications and the .ics file.
+bookings as SQL records (one confirmed booking per slot), SMS notifications and the .ics file.
 
 The gateway, the actions and the staff console use only the names exported here.
 """
@@ -17,16 +17,25 @@ from indgang.booking.bookings import (
     current_booking,
     erase_conversation_bookings,
     find_active_booking,
+    forget_expired,
     get_booking,
     in_booking_form,
     list_bookings,
+    mark_no_show,
     move_booking,
     start_collecting,
     stop_collecting,
     tovholdere_for,
 )
-from indgang.booking.calendar import Calendar, Slot, TimeWish
-from indgang.booking.tovholdere import Directory, MeetingKind, Tovholder, load_directory
+from indgang.booking.calendar import Calendar, Slot, TimeWish, calendar_for
+from indgang.booking.tovholdere import (
+    Directory,
+    MeetingKind,
+    Tovholder,
+    directory,
+    load_directory,
+    seed_tovholdere,
+)
 
 __all__ = [
     "Booking",
@@ -41,17 +50,22 @@ __all__ = [
     "TimeWish",
     "Tovholder",
     "book",
+    "calendar_for",
     "cancel_booking",
     "citizen_record",
     "conversation_booking",
     "current_booking",
+    "directory",
     "erase_conversation_bookings",
     "find_active_booking",
+    "forget_expired",
     "get_booking",
     "in_booking_form",
     "list_bookings",
     "load_directory",
+    "mark_no_show",
     "move_booking",
+    "seed_tovholdere",
     "start_collecting",
     "stop_collecting",
     "tovholdere_for",

@@ -1,8 +1,10 @@
-"""Bookings with a tovholder, kept atomic in Redis.
+"""Bookings with a tovholder, kept as records in the SQL database.
 
-A slot is claimed with HSETNX on the tovholder's calendar inside one Lua script that also
-writes the booking, its index entry and its SMS notifications: two citizens can never get the
-same slot, and a booking never exists without its slot (or the other way round).
+A slot is taken by inserting a confirmed booking: the database's unique index of confirmed
+(tovholder, start) pairs refuses a second one, so two citizens can never get the same slot,
+on SQLite and PostgreSQL alike, however many gateways and action servers book at once. A
+cancelled booking leaves the index, and its slot is free again. Redis keeps only what is
+short-lived: the form being filled in, the booking limits and the queue of due SMS.
 """
 
 from __future__ import annotations
@@ -12,72 +14,25 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from indgang import keys, ratelimit
-from indgang.booking.calendar import Calendar, Slot
+from indgang.booking.calendar import Calendar, Slot, calendar_for
 from indgang.booking.tovholdere import MeetingKind, Tovholder
 from indgang.events import EventType, emit
 from indgang.phone import phone_hash
 from indgang.ratelimit import Kind
+from indgang.records.db import Database
+from indgang.records.models import BookingRow
 from indgang.settings import Settings
 
 Requester = Literal["citizen", "staff"]
-
-# KEYS: calendar, booking, index, notifications. ARGV: start epoch, id, now epoch, expire-at,
-# then pairs of notice member and due epoch, then "--", then the booking's field/value pairs.
-# Returns 0 when the slot is taken. Slots that are over are dropped from the calendar here.
-_BOOK = """
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-for _, start in ipairs(redis.call('HKEYS', KEYS[1])) do
-  if tonumber(start) < tonumber(ARGV[3]) then redis.call('HDEL', KEYS[1], start) end
-end
-local i = 5
-while ARGV[i] ~= '--' do
-  redis.call('ZADD', KEYS[4], ARGV[i + 1], ARGV[i])
-  i = i + 2
-end
-redis.call('HSET', KEYS[2], unpack(ARGV, i + 1))
-redis.call('EXPIREAT', KEYS[2], ARGV[4])
-redis.call('ZADD', KEYS[3], ARGV[1], ARGV[2])
-return 1
-"""
-
-# KEYS: booking, calendar, notifications. ARGV: id, now iso, by, cancelled-notice member ("" for
-# none), its due epoch, then the members to drop. Returns 0 unless the booking was confirmed.
-_CANCEL = """
-if redis.call('HGET', KEYS[1], 'state') ~= 'confirmed' then return 0 end
-local start = redis.call('HGET', KEYS[1], 'start_epoch')
-if redis.call('HGET', KEYS[2], start) == ARGV[1] then redis.call('HDEL', KEYS[2], start) end
-redis.call('HSET', KEYS[1], 'state', 'cancelled', 'updated_at', ARGV[2], 'cancelled_by', ARGV[3])
-for i = 6, #ARGV do redis.call('ZREM', KEYS[3], ARGV[i]) end
-if ARGV[4] ~= '' then redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4]) end
-return 1
-"""
-
-# KEYS: booking, calendar, index, notifications. ARGV: id, new start epoch, expire-at, then
-# pairs of notice member and new due epoch ("" = drop that notice), then "--", then the changed
-# field/value pairs. Returns -1 (not confirmed), 0 (slot taken), 1 (moved).
-_MOVE = """
-if redis.call('HGET', KEYS[1], 'state') ~= 'confirmed' then return -1 end
-local old = redis.call('HGET', KEYS[1], 'start_epoch')
-if old ~= ARGV[2] then
-  if redis.call('HSETNX', KEYS[2], ARGV[2], ARGV[1]) == 0 then return 0 end
-  if redis.call('HGET', KEYS[2], old) == ARGV[1] then redis.call('HDEL', KEYS[2], old) end
-end
-local i = 4
-while ARGV[i] ~= '--' do
-  redis.call('ZREM', KEYS[4], ARGV[i])
-  if ARGV[i + 1] ~= '' then redis.call('ZADD', KEYS[4], ARGV[i + 1], ARGV[i]) end
-  i = i + 2
-end
-redis.call('HSET', KEYS[1], 'moved_from', redis.call('HGET', KEYS[1], 'start'), unpack(ARGV, i + 1))
-redis.call('EXPIREAT', KEYS[1], ARGV[3])
-redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
-return 1
-"""
 
 
 class Notice(StrEnum):
@@ -93,6 +48,8 @@ def notice_member(kind: Notice, booking_id: str) -> str:
 
 
 class BookingState(StrEnum):
+    """A booking's state in the records ("collecting", the form, lives in Redis only)."""
+
     CONFIRMED = "confirmed"
     CANCELLED = "cancelled"
 
@@ -135,6 +92,7 @@ class Booking(BookingRequest):
     updated_at: datetime
     moved_from: datetime | None = None
     cancelled_by: Requester | None = None
+    no_show: bool = False  # marked by staff: the citizen did not come
     token: str = Field(exclude=True, repr=False)  # for the .ics link; never in listings
 
     @property
@@ -158,31 +116,85 @@ def _now(now: datetime | None) -> datetime:
     return now or datetime.now(UTC)
 
 
-def _expire_at(settings: Settings, end: datetime, now: datetime) -> int:
+def keep_until(settings: Settings, end: datetime, now: datetime) -> datetime:
     """Kept for the retention time the citizen agreed to, and never before the meeting is over."""
-    keep = max(now + timedelta(seconds=settings.conversation_ttl_seconds), end + timedelta(days=1))
-    return int(keep.timestamp())
+    return max(now + timedelta(seconds=settings.conversation_ttl_seconds), end + timedelta(days=1))
 
 
-def _fields(booking: Booking) -> list[str]:
-    values = booking.model_dump(mode="json", exclude_none=True)
-    values["token"] = booking.token
-    values["start_epoch"] = int(booking.start.timestamp())
-    return [str(part) for pair in values.items() for part in pair]
+def _from_row(row: BookingRow) -> Booking:
+    zone = ZoneInfo(row.timezone)
+    return Booking(
+        conversation_id=row.conversation_id,
+        channel=row.channel,
+        language=row.language,
+        name=row.name,
+        phone=row.phone,
+        topic=row.topic,
+        kind=MeetingKind(row.kind),
+        for_whom=row.for_whom,  # type: ignore[arg-type]
+        id=row.id,
+        state=BookingState(row.state),
+        tovholder=row.tovholder_id,
+        tovholder_name=row.tovholder_name,
+        team=row.team,
+        start=row.starts_at.astimezone(zone),
+        end=row.ends_at.astimezone(zone),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        moved_from=row.moved_from.astimezone(zone) if row.moved_from else None,
+        cancelled_by=row.cancelled_by,  # type: ignore[arg-type]
+        no_show=row.no_show,
+        token=row.token,
+    )
 
 
-def _from_hash(data: dict[str, str]) -> Booking | None:
-    if not data:
-        return None
-    data = {k: v for k, v in data.items() if k != "start_epoch"}
-    return Booking.model_validate(data)
+def to_row(booking: Booking, settings: Settings, keep_until: datetime) -> BookingRow:
+    """The record of `booking` (also used by the import from Redis)."""
+    return BookingRow(
+        id=booking.id,
+        conversation_id=booking.conversation_id,
+        channel=booking.channel,
+        language=booking.language,
+        name=booking.name,
+        phone=booking.phone,
+        phone_hash=phone_hash(booking.phone, settings.phone_hash_key),
+        topic=booking.topic,
+        kind=booking.kind.value,
+        for_whom=booking.for_whom,
+        state=booking.state.value,
+        tovholder_id=booking.tovholder,
+        tovholder_name=booking.tovholder_name,
+        team=booking.team,
+        starts_at=booking.start,
+        ends_at=booking.end,
+        timezone=settings.booking_timezone,
+        created_at=booking.created_at,
+        updated_at=booking.updated_at,
+        moved_from=booking.moved_from,
+        cancelled_by=booking.cancelled_by,
+        no_show=booking.no_show,
+        token=booking.token,
+        keep_until=keep_until,
+    )
 
 
-async def get_booking(redis: aioredis.Redis, booking_id: str) -> Booking | None:
-    return _from_hash(await redis.hgetall(keys.booking(booking_id)))
+def _kept(now: datetime) -> Any:
+    """Bookings still within their retention time (past it they are gone for every reader)."""
+    return BookingRow.keep_until > now
+
+
+async def _get(session: AsyncSession, booking_id: str, now: datetime) -> BookingRow | None:
+    return await session.scalar(select(BookingRow).where(BookingRow.id == booking_id, _kept(now)))
+
+
+async def get_booking(db: Database, booking_id: str, now: datetime | None = None) -> Booking | None:
+    async with db.transaction() as session:
+        row = await _get(session, booking_id, _now(now))
+        return _from_row(row) if row is not None else None
 
 
 async def book(
+    db: Database,
     redis: aioredis.Redis,
     settings: Settings,
     slot: Slot,
@@ -197,7 +209,7 @@ async def book(
         if wait is not None:
             raise BookingLimitReached(wait)
     now = _now(now)
-    calendar = Calendar.from_settings(settings)
+    calendar = await calendar_for(db, settings)
     if not calendar.is_bookable(slot.tovholder, slot.start, now):
         raise SlotUnavailable(f"{slot.start.isoformat()} is not a bookable slot of {slot.tovholder.id}")
     start = calendar.local(slot.start)
@@ -214,31 +226,14 @@ async def book(
         updated_at=now,
         token=secrets.token_urlsafe(24),
     )
-    notices = _notices(calendar, booking, now, confirm=request.channel != "sms")
-    expire_at = _expire_at(settings, booking.end, now)
-    script = redis.register_script(_BOOK)
-    won = await script(
-        keys=[
-            keys.tovholder_calendar(slot.tovholder.id),
-            keys.booking(booking.id),
-            keys.bookings_index(),
-            keys.booking_notifications(),
-        ],
-        args=[
-            int(start.timestamp()),
-            booking.id,
-            int(now.timestamp()),
-            expire_at,
-            *[part for member, due in notices for part in (member, due)],
-            "--",
-            *_fields(booking),
-        ],
-    )
-    if not won:
-        raise SlotUnavailable(f"{start.isoformat()} of {slot.tovholder.id} is taken")
+    try:
+        async with db.transaction() as session:
+            session.add(to_row(booking, settings, keep_until(settings, booking.end, now)))
+    except IntegrityError as exc:  # the unique index of confirmed slots: someone was first
+        raise SlotUnavailable(f"{start.isoformat()} of {slot.tovholder.id} is taken") from exc
     for kind, who, limit in limits:  # counted once booked: a slot taken meanwhile costs nothing
         await ratelimit.hit(redis, kind, who, limit, settings.booking_limit_window_seconds)
-    await _remember(redis, settings, booking, expire_at)
+    await _schedule(redis, _notices(calendar, booking, now, confirm=request.channel != "sms"))
     await emit(redis, EventType.BOOKING_CREATED, _event_data(booking, by="citizen"))
     return booking
 
@@ -265,29 +260,38 @@ def _notices(calendar: Calendar, booking: Booking, now: datetime, confirm: bool)
     return notices
 
 
-async def _remember(redis: aioredis.Redis, settings: Settings, booking: Booking, expire_at: int) -> None:
-    """The conversation knows its booking (and every booking it ever made, for erasure, kept as
-    long as the longest-kept of them); the phone's keyed hash knows the citizen's tovholder.
-    Only the SMS sender's number is proven: a number typed on the web may start a link to a
-    tovholder, never replace one (else anyone could re-tie someone else's number)."""
-    citizen = keys.citizen(phone_hash(booking.phone, settings.phone_hash_key))
-    made = keys.conversation_bookings(booking.conversation_id)
+async def _schedule(
+    redis: aioredis.Redis, notices: Iterable[tuple[str, int]], drop: Iterable[str] = ()
+) -> None:
+    """The queue of due SMS (indgang.booking.notifications): it reads the booking from the
+    records when a notice falls due, so a notice about a booking cancelled meanwhile says nothing."""
+    dropped, due = list(drop), dict(notices)
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.set(
-            keys.conversation_booking(booking.conversation_id),
-            booking.id,
-            ex=settings.conversation_ttl_seconds,
-        )
-        pipe.sadd(made, booking.id)
-        pipe.expireat(made, expire_at, nx=True)
-        pipe.expireat(made, expire_at, gt=True)
-        if booking.channel == "sms":
-            pipe.hset(citizen, "tovholder", booking.tovholder)
-        else:
-            pipe.hsetnx(citizen, "tovholder", booking.tovholder)
-        pipe.hset(citizen, "booking", booking.id)
-        pipe.expire(citizen, settings.tovholder_link_ttl_seconds)
+        if dropped:
+            pipe.zrem(keys.booking_notifications(), *dropped)
+        if due:
+            pipe.zadd(keys.booking_notifications(), due)
         await pipe.execute()
+
+
+async def restore_reminders(
+    db: Database, redis: aioredis.Redis, settings: Settings, now: datetime | None = None
+) -> int:
+    """Queue again the day-before reminder of every confirmed booking whose reminder is still
+    ahead (none of them can have been sent), for a queue lost with Redis; one already queued
+    keeps its place. Returns how many were missing."""
+    now = _now(now)
+    calendar = await calendar_for(db, settings)
+    coming = select(BookingRow).where(BookingRow.state == BookingState.CONFIRMED, BookingRow.starts_at > now)
+    async with db.transaction() as session:
+        bookings = [_from_row(row) for row in await session.scalars(coming)]
+    missing = 0
+    for booking in bookings:
+        due = calendar.reminder_due(booking.start, now)
+        if due is not None:
+            member = notice_member(Notice.REMINDER, booking.id)
+            missing += await redis.zadd(keys.booking_notifications(), {member: int(due.timestamp())}, nx=True)
+    return missing
 
 
 def _event_data(booking: Booking, by: Requester, **extra: Any) -> dict[str, Any]:
@@ -310,6 +314,7 @@ def _event_data(booking: Booking, by: Requester, **extra: Any) -> dict[str, Any]
 
 
 async def cancel_booking(
+    db: Database,
     redis: aioredis.Redis,
     booking_id: str,
     by: Requester = "staff",
@@ -319,31 +324,19 @@ async def cancel_booking(
     """Cancel and free the slot; None when there was no confirmed booking. The citizen gets an
     SMS when staff cancel (a citizen who cancels has just read the answer in the chat)."""
     now = _now(now)
-    booking = await get_booking(redis, booking_id)
-    if booking is None:
-        return None
-    told = notice_member(Notice.CANCELLED, booking_id) if by == "staff" else ""
-    script = redis.register_script(_CANCEL)
-    done = await script(
-        keys=[
-            keys.booking(booking_id),
-            keys.tovholder_calendar(booking.tovholder),
-            keys.booking_notifications(),
-        ],
-        args=[
-            booking_id,
-            now.isoformat(),
-            by,
-            told,
-            int(now.timestamp()),
-            notice_member(Notice.CONFIRMED, booking_id),
-            notice_member(Notice.REMINDER, booking_id),
-        ],
-    )
-    if not done:
-        return None
-    cancelled = booking.model_copy(
-        update={"state": BookingState.CANCELLED, "cancelled_by": by, "updated_at": now}
+    async with db.transaction() as session:
+        # Only a confirmed one changes: of two cancelling at once, one does (and tells).
+        done = await session.execute(
+            update(BookingRow)
+            .where(BookingRow.id == booking_id, BookingRow.state == BookingState.CONFIRMED, _kept(now))
+            .values(state=BookingState.CANCELLED.value, cancelled_by=by, updated_at=now)
+        )
+        if done.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        cancelled = _from_row(await session.get_one(BookingRow, booking_id))
+    told = [(notice_member(Notice.CANCELLED, booking_id), int(now.timestamp()))] if by == "staff" else []
+    await _schedule(
+        redis, told, drop=[notice_member(kind, booking_id) for kind in (Notice.CONFIRMED, Notice.REMINDER)]
     )
     extra = {"reason": reason} if reason else {}
     await emit(redis, EventType.BOOKING_CANCELLED, _event_data(cancelled, by=by, **extra))
@@ -351,6 +344,7 @@ async def cancel_booking(
 
 
 async def move_booking(
+    db: Database,
     redis: aioredis.Redis,
     settings: Settings,
     booking_id: str,
@@ -366,8 +360,8 @@ async def move_booking(
     `booking.cancelled` for the old time and `booking.created` for the new one.
     """
     now = _now(now)
-    calendar = Calendar.from_settings(settings)
-    booking = await get_booking(redis, booking_id)
+    calendar = await calendar_for(db, settings)
+    booking = await get_booking(db, booking_id, now)
     if booking is None or booking.state != BookingState.CONFIRMED:
         return None
     tovholder = calendar.directory.get(booking.tovholder)
@@ -377,39 +371,29 @@ async def move_booking(
     moved = booking.model_copy(
         update={"start": start, "end": calendar.end_of(start), "moved_from": booking.start, "updated_at": now}
     )
+    try:
+        async with db.transaction() as session:
+            done = await session.execute(
+                update(BookingRow)
+                .where(BookingRow.id == booking_id, BookingRow.state == BookingState.CONFIRMED)
+                .values(
+                    starts_at=moved.start,
+                    ends_at=moved.end,
+                    moved_from=booking.start,
+                    updated_at=now,
+                    keep_until=keep_until(settings, moved.end, now),
+                )
+            )
+    except IntegrityError as exc:  # the new slot is someone else's confirmed booking
+        raise SlotUnavailable(f"{start.isoformat()} of {booking.tovholder} is taken") from exc
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        return None  # cancelled meanwhile
     confirm = by == "staff" or channel != "sms"
-    wanted = dict(_notices(calendar, moved, now, confirm=confirm))
-    notice_pairs = [
-        part
-        for kind in (Notice.CONFIRMED, Notice.REMINDER)
-        for part in (notice_member(kind, booking_id), wanted.get(notice_member(kind, booking_id), ""))
-    ]
-    expire_at = _expire_at(settings, moved.end, now)
-    script = redis.register_script(_MOVE)
-    result = await script(
-        keys=[
-            keys.booking(booking_id),
-            keys.tovholder_calendar(booking.tovholder),
-            keys.bookings_index(),
-            keys.booking_notifications(),
-        ],
-        args=[
-            booking_id,
-            int(start.timestamp()),
-            expire_at,
-            *notice_pairs,
-            "--",
-            "start", start.isoformat(),
-            "end", moved.end.isoformat(),
-            "start_epoch", int(start.timestamp()),
-            "updated_at", now.isoformat(),
-        ],
-    )  # fmt: skip
-    if result == -1:
-        return None
-    if result == 0:
-        raise SlotUnavailable(f"{start.isoformat()} of {booking.tovholder} is taken")
-    await redis.expireat(keys.conversation_bookings(booking.conversation_id), expire_at, gt=True)
+    await _schedule(
+        redis,
+        _notices(calendar, moved, now, confirm=confirm),
+        drop=[notice_member(kind, booking_id) for kind in (Notice.CONFIRMED, Notice.REMINDER)],
+    )
     await emit(redis, EventType.BOOKING_CANCELLED, _event_data(booking, by=by, reason="moved"))
     await emit(
         redis, EventType.BOOKING_CREATED, _event_data(moved, by=by, moved_from=booking.start.isoformat())
@@ -417,42 +401,69 @@ async def move_booking(
     return moved
 
 
-async def erase_conversation_bookings(redis: aioredis.Redis, settings: Settings, conversation_id: str) -> int:
+async def mark_no_show(
+    db: Database, booking_id: str, no_show: bool, now: datetime | None = None
+) -> Booking | None:
+    """Staff record whether the citizen came; only a confirmed meeting that has begun can be
+    missed. None when there is no such booking."""
+    now = _now(now)
+    async with db.transaction() as session:
+        done = await session.execute(
+            update(BookingRow)
+            .where(
+                BookingRow.id == booking_id,
+                BookingRow.state == BookingState.CONFIRMED,
+                BookingRow.starts_at <= now,
+                _kept(now),
+            )
+            .values(no_show=no_show, updated_at=now)
+        )
+        if done.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        return _from_row(await session.get_one(BookingRow, booking_id))
+
+
+async def erase_conversation_bookings(db: Database, redis: aioredis.Redis, conversation_id: str) -> int:
     """The right to erasure: every booking the conversation made (confirmed, cancelled, moved)
     is deleted, a confirmed one cancelled first (its slot freed, the municipality told by id),
-    and the phone's link to a tovholder with them. Returns how many bookings there were."""
-    made = set(await redis.smembers(keys.conversation_bookings(conversation_id)))
-    latest = await redis.get(keys.conversation_booking(conversation_id))
-    ids = sorted(made | ({latest} if latest else set()))
-    for booking_id in ids:
-        booking = await get_booking(redis, booking_id)
-        if booking is None:
-            continue  # past its retention already
-        if booking.state == BookingState.CONFIRMED:
-            await cancel_booking(redis, booking.id, by="citizen", reason="erased")
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.delete(
-                keys.booking(booking.id), keys.citizen(phone_hash(booking.phone, settings.phone_hash_key))
-            )
-            pipe.zrem(keys.bookings_index(), booking.id)
-            pipe.zrem(keys.booking_notifications(), *(notice_member(kind, booking.id) for kind in Notice))
-            await pipe.execute()
-    return len(ids)
+    and the phone's link to a tovholder with them (it is read from the bookings). Returns how
+    many bookings there were."""
+    async with db.transaction() as session:
+        made = select(BookingRow).where(BookingRow.conversation_id == conversation_id)
+        rows = list(await session.scalars(made))
+    for row in rows:
+        if row.state == BookingState.CONFIRMED:
+            await cancel_booking(db, redis, row.id, by="citizen", reason="erased")
+    if rows:
+        async with db.transaction() as session:
+            await session.execute(delete(BookingRow).where(BookingRow.conversation_id == conversation_id))
+        await redis.zrem(
+            keys.booking_notifications(), *(notice_member(kind, row.id) for row in rows for kind in Notice)
+        )
+    return len(rows)
 
 
-async def list_bookings(redis: aioredis.Redis, tovholder: str | None = None) -> list[Booking]:
+async def list_bookings(
+    db: Database, tovholder: str | None = None, now: datetime | None = None
+) -> list[Booking]:
     """Every booking still kept (confirmed and cancelled), earliest first; one tovholder's
-    when `tovholder` is given. Bookings past their retention time drop out of the index here."""
-    ids = await redis.zrange(keys.bookings_index(), 0, -1)
-    async with redis.pipeline(transaction=False) as pipe:
-        for booking_id in ids:
-            pipe.hgetall(keys.booking(booking_id))
-        found = await pipe.execute()
-    expired = [booking_id for booking_id, data in zip(ids, found, strict=True) if not data]
-    if expired:
-        await redis.zrem(keys.bookings_index(), *expired)
-    bookings = [b for b in map(_from_hash, found) if b is not None]
-    return [b for b in bookings if tovholder is None or b.tovholder == tovholder]
+    when `tovholder` is given."""
+    query = select(BookingRow).where(_kept(_now(now))).order_by(BookingRow.starts_at, BookingRow.id)
+    if tovholder is not None:
+        query = query.where(BookingRow.tovholder_id == tovholder)
+    async with db.transaction() as session:
+        return [_from_row(row) for row in await session.scalars(query)]
+
+
+async def forget_expired(db: Database, now: datetime | None = None) -> int:
+    """Delete the bookings past their retention time (every reader already treats them as gone);
+    run by the notifier's loop. Looks before it writes, so an idle database takes no write lock."""
+    expired = ~_kept(_now(now))
+    async with db.transaction() as session:
+        if await session.scalar(select(BookingRow.id).where(expired).limit(1)) is None:
+            return 0
+        done = await session.execute(delete(BookingRow).where(expired))
+        return int(done.rowcount)  # type: ignore[attr-defined]
 
 
 # --- a conversation's booking ----------------------------------------------------------------
@@ -477,30 +488,61 @@ async def in_booking_form(redis: aioredis.Redis, conversation_id: str) -> bool:
     return bool(await redis.exists(keys.booking_collecting(conversation_id)))
 
 
-async def conversation_booking(redis: aioredis.Redis, conversation_id: str) -> Booking | None:
-    booking_id = await redis.get(keys.conversation_booking(conversation_id))
-    return await get_booking(redis, booking_id) if booking_id else None
+async def conversation_booking(
+    db: Database, conversation_id: str, now: datetime | None = None
+) -> Booking | None:
+    """The latest booking made in this conversation (the one the chat shows)."""
+    async with db.transaction() as session:
+        latest = await session.scalar(
+            select(BookingRow)
+            .where(BookingRow.conversation_id == conversation_id, _kept(_now(now)))
+            .order_by(BookingRow.created_at.desc(), BookingRow.id.desc())
+            .limit(1)
+        )
+        return _from_row(latest) if latest is not None else None
 
 
-async def citizen_record(redis: aioredis.Redis, settings: Settings, phone: str) -> dict[str, str]:
-    """The citizen's tovholder id and latest booking id, by the keyed hash of their number."""
-    return await redis.hgetall(keys.citizen(phone_hash(phone, settings.phone_hash_key)))
+async def citizen_record(
+    db: Database, settings: Settings, phone: str, now: datetime | None = None
+) -> dict[str, str]:
+    """The citizen's tovholder id and latest booking id, by the keyed hash of their number, from
+    their bookings of the last TOVHOLDER_LINK_TTL_SECONDS. Only the SMS sender's number is
+    proven: a number typed on the web may start a link to a tovholder (the first such booking's),
+    never replace one (else anyone could re-tie someone else's number); a booking by SMS does."""
+    now = _now(now)
+    since = now - timedelta(seconds=settings.tovholder_link_ttl_seconds)
+    async with db.transaction() as session:
+        rows = list(
+            await session.scalars(
+                select(BookingRow)
+                .where(
+                    BookingRow.phone_hash == phone_hash(phone, settings.phone_hash_key),
+                    BookingRow.created_at > since,
+                    _kept(now),
+                )
+                .order_by(BookingRow.created_at, BookingRow.id)
+            )
+        )
+    if not rows:
+        return {}
+    by_sms = [row for row in rows if row.channel == "sms"]
+    return {"tovholder": (by_sms or rows)[-1 if by_sms else 0].tovholder_id, "booking": rows[-1].id}
 
 
-async def current_booking(redis: aioredis.Redis, conversation_id: str) -> dict[str, Any] | None:
+async def current_booking(db: Database, redis: aioredis.Redis, conversation_id: str) -> dict[str, Any] | None:
     """The chat contract's `booking` field: "collecting" while the form is active (with the
     booking being moved, if any), else the conversation's booking, else None."""
     collecting = await redis.get(keys.booking_collecting(conversation_id))
     if collecting is not None:
-        moving = await get_booking(redis, collecting) if collecting else None
+        moving = await get_booking(db, collecting) if collecting else None
         summary = moving.summary() if moving else {"id": None, "slot": None, "tovholder": None}
         return {**summary, "state": "collecting"}
-    booking = await conversation_booking(redis, conversation_id)
+    booking = await conversation_booking(db, conversation_id)
     return booking.summary() if booking else None
 
 
 async def find_active_booking(
-    redis: aioredis.Redis,
+    db: Database,
     settings: Settings,
     conversation_id: str,
     phone: str | None = None,
@@ -509,15 +551,15 @@ async def find_active_booking(
     """The citizen's coming booking: the one made in this conversation, else (e.g. an SMS
     reply to a booking made on the web) the latest one for this phone number."""
     now = _now(now)
-    found = await conversation_booking(redis, conversation_id)
+    found = await conversation_booking(db, conversation_id, now)
     if (found is None or not found.is_active(now)) and phone:
-        latest = (await citizen_record(redis, settings, phone)).get("booking")
-        found = await get_booking(redis, latest) if latest else None
+        latest = (await citizen_record(db, settings, phone, now)).get("booking")
+        found = await get_booking(db, latest, now) if latest else None
     return found if found is not None and found.is_active(now) else None
 
 
 async def tovholdere_for(
-    redis: aioredis.Redis,
+    db: Database,
     settings: Settings,
     phone: str | None,
     areas: Iterable[str] = (),
@@ -527,8 +569,8 @@ async def tovholdere_for(
     """Whose calendars to propose, and whether that is the citizen's own tovholder: a citizen
     who has one (known by the phone's keyed hash) keeps that person; others get the team that
     covers their needs."""
-    directory = Calendar.from_settings(settings).directory
-    own = directory.get((await citizen_record(redis, settings, phone)).get("tovholder")) if phone else None
+    directory = (await calendar_for(db, settings)).directory
+    own = directory.get((await citizen_record(db, settings, phone)).get("tovholder")) if phone else None
     if own is not None:
         return [own], True
     return directory.candidates(areas, municipality or settings.search_default_municipality, kind), False

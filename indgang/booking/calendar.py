@@ -1,8 +1,9 @@
 """The tovholdere's calendars: which slots exist (working hours on a fixed grid), which are free
-(not taken in Redis), and which to propose to a citizen.
+(no confirmed booking in the SQL records), and which to propose to a citizen.
 
 Every slot starts on the grid of its working-hours interval and lasts `booking_slot_minutes`,
-so two bookings of one tovholder either share a start (and collide in Redis) or do not overlap.
+so two bookings of one tovholder either share a start (and collide on the database's unique
+index of confirmed slots) or do not overlap.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy import select
 
-from indgang import keys
-from indgang.booking.tovholdere import Directory, Tovholder, load_directory
+from indgang.booking.tovholdere import Directory, Tovholder, directory
+from indgang.records.db import Database
+from indgang.records.models import BookingRow
 from indgang.settings import Settings
 
 
@@ -75,9 +77,9 @@ class Calendar:
     reminder_hour: int
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Calendar:
+    def from_settings(cls, settings: Settings, tovholdere: Directory) -> Calendar:
         return cls(
-            directory=load_directory(settings.tovholdere_file),
+            directory=tovholdere,
             tz=ZoneInfo(settings.booking_timezone),
             slot_length=timedelta(minutes=settings.booking_slot_minutes),
             min_notice=timedelta(minutes=settings.booking_min_notice_minutes),
@@ -122,27 +124,28 @@ class Calendar:
         due = datetime.combine(day_before, time(self.reminder_hour), tzinfo=self.tz)
         return due if due > now else None
 
-    async def free_slots(
-        self, redis: aioredis.Redis, tovholdere: Iterable[Tovholder], now: datetime
-    ) -> list[Slot]:
+    async def free_slots(self, db: Database, tovholdere: Iterable[Tovholder], now: datetime) -> list[Slot]:
         """Every free slot of these tovholdere, earliest first (ties: the order given)."""
         people = list(tovholdere)
-        async with redis.pipeline(transaction=False) as pipe:
-            for person in people:
-                pipe.hkeys(keys.tovholder_calendar(person.id))
-            taken = [{int(epoch) for epoch in found} for found in await pipe.execute()]
+        confirmed = select(BookingRow.tovholder_id, BookingRow.starts_at).where(
+            BookingRow.state == "confirmed",
+            BookingRow.tovholder_id.in_([person.id for person in people]),
+            BookingRow.starts_at >= now,
+        )
+        async with db.transaction() as session:
+            taken = {(who, int(start.timestamp())) for who, start in await session.execute(confirmed)}
         free = [
             Slot(person, start)
-            for rank, person in enumerate(people)
+            for person in people
             for start in self.slots(person, now)
-            if int(start.timestamp()) not in taken[rank]
+            if (person.id, int(start.timestamp())) not in taken
         ]
         order = {person.id: rank for rank, person in enumerate(people)}
         return sorted(free, key=lambda s: (s.start, order[s.tovholder.id]))
 
     async def propose(
         self,
-        redis: aioredis.Redis,
+        db: Database,
         tovholdere: Iterable[Tovholder],
         now: datetime,
         count: int = 3,
@@ -153,7 +156,7 @@ class Calendar:
         Without a wish: the next ones. With one: those that fit it (nearest to an asked-for
         clock time first); when none fits, the next ones after the wish.
         """
-        free = await self.free_slots(redis, tovholdere, now)
+        free = await self.free_slots(db, tovholdere, now)
         fitting = free
         if wish is not None:
             fitting = sorted((s for s in free if wish.matches(s.start)), key=lambda s: wish.distance(s.start))
@@ -170,3 +173,8 @@ class Calendar:
             if len(chosen) == count:
                 break
         return chosen, met
+
+
+async def calendar_for(db: Database, settings: Settings) -> Calendar:
+    """The calendar of the tovholdere the database holds."""
+    return Calendar.from_settings(settings, await directory(db, settings))

@@ -1,10 +1,12 @@
 """SMS about bookings (confirmation, the day-before reminder, a cancellation by staff), sent
 by a scheduler in the gateway process.
 
-Due notices wait in one Redis sorted set (member "<kind>:<booking id>", score = due epoch).
-A notice is claimed with a lease (indgang/outbox.py), not removed: it leaves the set only after
-Twilio took it, so a crash between claiming and sending delays it by the lease, and a refusal
-(Twilio failing, or the SMS throttle) is tried again with back-off while it still matters.
+The bookings are SQL records; due notices wait in one Redis sorted set (member
+"<kind>:<booking id>", score = due epoch), and the reminders still ahead are put back from the
+records when the notifier starts and hourly after, so a Redis flush costs no reminder. A notice
+is claimed with a lease (indgang/outbox.py), not removed: it leaves the set only after Twilio
+took it, so a crash between claiming and sending delays it by the lease, and a refusal (Twilio
+failing, or the SMS throttle) is tried again with back-off while it still matters.
 Before removing it, the notifier records that it was sent (with the booking's start), so a
 notice claimed again after a crash in between is not sent twice. One window remains: a crash
 after Twilio took the SMS but before that record is written sends it again once (Twilio's
@@ -24,9 +26,17 @@ import redis.asyncio as aioredis
 
 from indgang import keys
 from indgang.background import BackgroundLoop
-from indgang.booking.bookings import Booking, BookingState, Notice, get_booking
+from indgang.booking.bookings import (
+    Booking,
+    BookingState,
+    Notice,
+    forget_expired,
+    get_booking,
+    restore_reminders,
+)
 from indgang.booking.texts import sms_text
 from indgang.outbox import Claim, LeasedSet
+from indgang.records.db import Database
 from indgang.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,6 +47,7 @@ Outcome = Literal["sent", "sent_before", "retry"]
 RETRY_SECONDS = 300  # a refused SMS is tried again this much later (doubling), while it matters
 MAX_RETRY_SECONDS = 6 * 60 * 60
 CLAIM_BATCH = 50
+RESTORE_SECONDS = 60 * 60  # how often the reminders still ahead are checked against the queue
 
 
 def utc_now() -> datetime:
@@ -47,23 +58,35 @@ class BookingNotifier:
     """Sends due booking SMS; `clock` is injectable so tests can move time."""
 
     def __init__(
-        self, redis: aioredis.Redis, settings: Settings, send_sms: SendSms, clock: Clock = utc_now
+        self,
+        db: Database,
+        redis: aioredis.Redis,
+        settings: Settings,
+        send_sms: SendSms,
+        clock: Clock = utc_now,
     ) -> None:
+        self.db = db
         self.redis = redis
         self.settings = settings
         self.send_sms = send_sms
         self.clock = clock
         self.leases = LeasedSet(redis, keys.booking_notifications(), settings.outbox_lease_seconds)
         interval = settings.booking_scheduler_interval_seconds
+        self._restored_at: datetime | None = None
         self._loop = BackgroundLoop("booking-notifier", self.run_once, pause=interval, error_pause=interval)
 
     async def run_once(self) -> int:
-        """Send every notice due now; returns how many SMS were sent."""
+        """Send every notice due now; returns how many SMS were sent. Bookings past their
+        retention time are deleted on the way."""
         now = self.clock()
+        await forget_expired(self.db, now)
+        if self._restored_at is None or now - self._restored_at >= timedelta(seconds=RESTORE_SECONDS):
+            await restore_reminders(self.db, self.redis, self.settings, now)
+            self._restored_at = now
         sent = 0
         for claim in await self.leases.claim(now.timestamp(), CLAIM_BATCH):
             kind, _, booking_id = claim.member.partition(":")
-            booking = await get_booking(self.redis, booking_id)
+            booking = await get_booking(self.db, booking_id, now)
             if self._still_matters(Notice(kind), booking, now):
                 assert booking is not None
                 outcome = await self._send_once(claim, Notice(kind), booking, now)

@@ -1,7 +1,8 @@
 """The tovholdere the assistant can book: who they are, which needs they cover, when they work.
 
-Configuration is data (tovholdere.yaml beside this module, or the file in the setting
-TOVHOLDERE_FILE), validated on load so a typo fails at start-up, not mid-conversation.
+They are records in the SQL database (table `tovholdere`), seeded when the table is empty from
+tovholdere.yaml beside this module (or the file in the setting TOVHOLDERE_FILE), validated on
+load so a typo fails at start-up, not mid-conversation.
 """
 
 from __future__ import annotations
@@ -15,6 +16,12 @@ from typing import Annotated
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, Field, field_validator, model_validator
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from indgang.records.db import Database
+from indgang.records.models import TovholderRow
+from indgang.settings import Settings
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = date.weekday()
 NATIONAL = "national"
@@ -96,4 +103,37 @@ class Directory(BaseModel):
 
 @lru_cache
 def load_directory(path: Path) -> Directory:
+    """The YAML file: the seed of the table, validated."""
     return Directory.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+async def _rows(db: Database) -> list[TovholderRow]:
+    async with db.transaction() as session:
+        return list(await session.scalars(select(TovholderRow).order_by(TovholderRow.id)))
+
+
+async def seed_tovholdere(db: Database, settings: Settings) -> int:
+    """Fill an empty table from the YAML file; returns how many were added (0 when it had rows).
+    Two processes seeding at once: the second's insert fails on the primary key and adds none."""
+    if await _rows(db):
+        return 0
+    seed = load_directory(settings.tovholdere_file)
+    try:
+        async with db.transaction() as session:
+            session.add_all(
+                TovholderRow(id=t.id, name=t.name, team=t.team, profile=t.model_dump(mode="json"))
+                for t in seed.tovholdere
+            )
+    except IntegrityError:
+        return 0
+    return len(seed.tovholdere)
+
+
+async def directory(db: Database, settings: Settings) -> Directory:
+    """The tovholdere as the database holds them (seeded first when there are none), in the
+    order of their ids."""
+    rows = await _rows(db)
+    if not rows:
+        await seed_tovholdere(db, settings)
+        rows = await _rows(db)
+    return Directory(tovholdere=[Tovholder.model_validate(row.profile) for row in rows])

@@ -24,7 +24,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     commands.add_parser(
         "import-redis",
-        help="copy staff accounts, the audit log and the follow-up counts from Redis, once (safe to repeat)",
+        help="copy staff accounts, audit log, bookings and follow-up counts from Redis, once (repeatable)",
     ).set_defaults(func=import_command)
 
 
@@ -44,7 +44,7 @@ def import_command(_args: argparse.Namespace) -> None:
     async def run() -> None:
         db, redis = records.connect(settings), connect(settings)
         try:
-            for kind, counts in (await import_all(db, redis)).items():
+            for kind, counts in (await import_all(db, redis, settings)).items():
                 print(f"{kind}: {counts}")
         finally:
             await redis.aclose()

@@ -1,21 +1,30 @@
 """`indgang db import-redis`: the durable records that lived in Redis before the SQL database
-(staff accounts, the audit log, the follow-up and satisfaction counts) copied over once.
-Idempotent: a record already in SQL is left as it is (SQL is the newer copy), so running it
-again, or after a partial run, adds only what is missing (counts: see import_counts). Redis keeps
-its copies; whoever runs it removes them after checking the counts."""
+(staff accounts, the audit log, bookings, the follow-up and satisfaction counts) copied over once.
+Idempotent: a record already in SQL is left as it is (SQL is the newer copy), so running it again,
+or after a partial run, adds only what is missing (counts: see import_counts). Redis keeps its
+copies; whoever runs it removes them after checking the counts.
+
+A booking keeps its id, state, times, .ics token and retention (the Redis key's expiry); its
+queued SMS stay in Redis, where the notifier finds them by the booking's id. The tovholdere are
+seeded from the YAML file, as on any first start. A confirmed booking whose slot a booking made
+in SQL meanwhile already holds is not imported but named, for staff to settle with the citizen."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 
 import redis.asyncio as aioredis
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from indgang import keys
+from indgang.booking.bookings import Booking, keep_until, to_row
+from indgang.booking.tovholdere import seed_tovholdere
 from indgang.insight import Metric, increment
 from indgang.records.db import Database
-from indgang.records.models import AuditEntry, StaffAccount
+from indgang.records.models import AuditEntry, BookingRow, StaffAccount
+from indgang.settings import Settings
 
 BATCH = 500
 
@@ -26,9 +35,14 @@ class Imported:
 
     found: int = 0
     added: int = 0
+    conflicts: list[str] = field(default_factory=list)  # not imported: see the module's docstring
 
     def __str__(self) -> str:
-        return f"{self.found} found, {self.added} added, {self.found - self.added} there already"
+        there = self.found - self.added - len(self.conflicts)
+        counts = f"{self.found} found, {self.added} added, {there} there already"
+        if self.conflicts:
+            counts += f"; NOT imported, their slot is taken: {', '.join(self.conflicts)}"
+        return counts
 
 
 async def _account_keys(redis: aioredis.Redis) -> list[str]:
@@ -112,9 +126,44 @@ async def import_counts(db: Database, redis: aioredis.Redis, today: date) -> Imp
     return result
 
 
-async def import_all(db: Database, redis: aioredis.Redis, today: date | None = None) -> dict[str, Imported]:
+async def _legacy_booking(redis: aioredis.Redis, key: str) -> tuple[Booking, datetime | None]:
+    """The booking in hash `key` and when Redis would have dropped it (None: no expiry)."""
+    data = await redis.hgetall(key)
+    expires = await redis.expiretime(key)  # the epoch the old code set, to the second
+    booking = Booking.model_validate({k: v for k, v in data.items() if k != "start_epoch"})
+    return booking, (datetime.fromtimestamp(expires, UTC) if expires > 0 else None)
+
+
+async def import_bookings(db: Database, redis: aioredis.Redis, settings: Settings) -> Imported:
+    """Every booking hash (confirmed and cancelled), one transaction each, so a slot conflict
+    stops only that one."""
+    await seed_tovholdere(db, settings)
+    result = Imported()
+    found = sorted([key async for key in redis.scan_iter(match=keys.booking("bk_*"), count=BATCH)])
+    for key in found:
+        if not await redis.exists(key):
+            continue  # expired meanwhile
+        booking, expires = await _legacy_booking(redis, key)
+        result.found += 1
+        kept = expires or keep_until(settings, booking.end, booking.updated_at)
+        try:
+            async with db.transaction() as session:
+                if await session.get(BookingRow, booking.id) is not None:
+                    continue
+                session.add(to_row(booking, settings, kept))
+        except IntegrityError:
+            result.conflicts.append(booking.id)
+            continue
+        result.added += 1
+    return result
+
+
+async def import_all(
+    db: Database, redis: aioredis.Redis, settings: Settings, today: date | None = None
+) -> dict[str, Imported]:
     return {
         "staff accounts": await import_accounts(db, redis),
         "audit entries": await import_audit(db, redis),
+        "bookings": await import_bookings(db, redis, settings),
         "insight counts": await import_counts(db, redis, today or date.today()),
     }

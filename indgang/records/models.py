@@ -6,7 +6,19 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Date, DateTime, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -73,3 +85,63 @@ class InsightCount(Base):
     metric: Mapped[str] = mapped_column(String(24), primary_key=True)
     category: Mapped[str] = mapped_column(String(80), primary_key=True)  # "" when the metric has none
     count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class TovholderRow(Base):
+    """A tovholder the assistant books (indgang/booking/tovholdere.py): seeded from the YAML
+    directory when the table is empty; `profile` holds the validated entry (areas, hours)."""
+
+    __tablename__ = "tovholdere"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(40))
+    team: Mapped[str] = mapped_column(String(200))
+    profile: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+# One confirmed booking per tovholder and start: the database itself refuses a second (under
+# concurrency too) on SQLite and PostgreSQL alike; a cancelled booking frees its slot.
+_CONFIRMED = text("state = 'confirmed'")
+
+
+class BookingRow(Base):
+    """A confirmed or cancelled booking (indgang/booking/bookings.py). The form being filled in
+    stays in Redis; a booking exists here from the moment its slot is taken."""
+
+    __tablename__ = "bookings"
+    __table_args__ = (
+        Index(
+            "uq_bookings_confirmed_slot",
+            "tovholder_id",
+            "starts_at",
+            unique=True,
+            sqlite_where=_CONFIRMED,
+            postgresql_where=_CONFIRMED,
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(80), index=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    language: Mapped[str] = mapped_column(String(10))
+    name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str] = mapped_column(String(32))  # E.164
+    phone_hash: Mapped[str] = mapped_column(String(128), index=True)  # keyed: finds the citizen's tovholder
+    topic: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(20))
+    for_whom: Mapped[str] = mapped_column(String(10))
+    state: Mapped[str] = mapped_column(String(20))  # confirmed, cancelled
+    tovholder_id: Mapped[str] = mapped_column(String(40), index=True)
+    tovholder_name: Mapped[str] = mapped_column(String(40))  # as told to the citizen when booked
+    team: Mapped[str] = mapped_column(String(200))
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    ends_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    timezone: Mapped[str] = mapped_column(String(64))  # the calendar's: times are read back in it
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    moved_from: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    cancelled_by: Mapped[str | None] = mapped_column(String(10), default=None)
+    no_show: Mapped[bool] = mapped_column(Boolean, default=False)  # marked by staff after the meeting
+    token: Mapped[str] = mapped_column(String(64))  # the .ics link's key
+    # The retention the citizen agreed to (never before the meeting is over): read as gone after.
+    keep_until: Mapped[datetime] = mapped_column(UtcDateTime, index=True)

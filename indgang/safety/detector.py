@@ -238,4 +238,3 @@ class Detector:
 @lru_cache(maxsize=1)
 def default_detector() -> Detector:
     return Detector(default_rules())
-

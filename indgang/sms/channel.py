@@ -216,7 +216,7 @@ class SmsChannel:
             reply = t("sms.erase_kept", lang)
             await self._record_exchange(conv, text, reply, lang)
             return [Outgoing(reply, SendKind.KEYWORD)]
-        await erase_conversation(self.redis, self.settings, conv, requested_by="citizen")
+        await erase_conversation(self.inbound.db, self.redis, self.settings, conv, requested_by="citizen")
         return [Outgoing(t("sms.erased", lang), SendKind.KEYWORD, track=False)]
 
     async def _record_exchange(self, conv: str, text: str, reply: str, lang: str) -> None:

@@ -113,7 +113,7 @@ class StaffConsole:
             language=record.language if record else "da",
             messages=messages,
             offers_shown=record.offers_shown if record else [],
-            booking=await current_booking(self.redis, conversation_id),
+            booking=await current_booking(self.db, self.redis, conversation_id),
         )
 
     async def take_over(self, conversation_id: str, member: StaffMember) -> None:

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from indgang.booking import get_booking
 from indgang.booking.ics import booking_ics
-from webhook.deps import RedisDep, SettingsDep
+from webhook.deps import DbDep, SettingsDep
 from webhook.errors import ApiError
 
 router = APIRouter(prefix="/api/v1/bookings", tags=["bookings"])
@@ -24,10 +24,10 @@ router = APIRouter(prefix="/api/v1/bookings", tags=["bookings"])
 async def booking_calendar_file(
     booking_id: Annotated[str, Path(pattern=r"^bk_[0-9a-f]{1,64}$")],
     token: Annotated[str, Query(min_length=1, max_length=100)],
-    redis: RedisDep,
+    db: DbDep,
     settings: SettingsDep,
 ) -> Response:
-    booking = await get_booking(redis, booking_id)
+    booking = await get_booking(db, booking_id)
     # The same answer for an unknown booking and a wrong token: the link is the only key.
     if booking is None or not hmac.compare_digest(booking.token, token):
         raise ApiError(404, "not_found", "no such booking")

@@ -15,7 +15,7 @@ from indgang.ratelimit import Kind
 from indgang.redis_store import UNREACHABLE
 from indgang.spool import SpooledMessage
 from webhook.citizen import ChatConversation, ChatConversationDep, CitizenConversationDep
-from webhook.deps import ClientLimit, InboundDep, RedisDep, SettingsDep, SpoolDep
+from webhook.deps import ClientLimit, DbDep, InboundDep, RedisDep, SettingsDep, SpoolDep
 from webhook.errors import RETRY_AFTER_SECONDS, ApiError
 from webhook.schemas import (
     ChatRequest,
@@ -141,10 +141,11 @@ async def messages(
 async def export(
     conversation_id: CitizenConversationDep,
     redis: RedisDep,
+    db: DbDep,
     language: Annotated[Literal["da", "en"], Query()] = "da",
 ) -> PlainTextResponse:
     """The citizen's own copy of the conversation (GDPR art. 15), as a file to keep."""
-    text = await citizen_copy(redis, conversation_id, language)
+    text = await citizen_copy(db, redis, conversation_id, language)
     return PlainTextResponse(
         text,
         headers={

@@ -17,7 +17,7 @@ from indgang.erasure import erase_conversation
 from indgang.live import TranscriptFeed
 from indgang.ratelimit import Kind
 from webhook.citizen import TOKEN_HEADER, CitizenConversationDep
-from webhook.deps import ClientDep, ClientLimit, FeedDep, RedisDep, SettingsDep
+from webhook.deps import ClientDep, ClientLimit, DbDep, FeedDep, RedisDep, SettingsDep
 from webhook.errors import ApiError
 from webhook.live import CHECK_SECONDS, RETRY_MS, live_stream
 from webhook.routers.chat import citizen_view
@@ -105,7 +105,7 @@ class ErasedResponse(BaseModel):
     responses={403: {"model": ErrorBody}, 409: {"model": ErrorBody}},
 )
 async def erase(
-    conversation_id: CitizenConversationDep, redis: RedisDep, settings: SettingsDep
+    conversation_id: CitizenConversationDep, redis: RedisDep, db: DbDep, settings: SettingsDep
 ) -> JSONResponse:
     """The web chat's "Afslut og slet samtalen": the transcript, the record, the handoff, Rasa's
     tracker and a booking made in it go, and with the record its token, so the token opens
@@ -115,6 +115,6 @@ async def erase(
         # An SMS conversation is erased from the phone (SLET), which proves it is the citizen's;
         # its id never passes the web id check, so this only guards against a future mix-up.
         raise ApiError(409, "wrong_channel", "an SMS conversation is erased by texting SLET")
-    deleted = await erase_conversation(redis, settings, conversation_id, requested_by="citizen")
+    deleted = await erase_conversation(db, redis, settings, conversation_id, requested_by="citizen")
     body = ErasedResponse(conversation_id=conversation_id, erased=True, deleted_keys=deleted)
     return JSONResponse(body.model_dump())

@@ -212,9 +212,7 @@ async def change_password(
     return RedirectResponse("/staff/account?notice=password_changed", status_code=303)
 
 
-async def _enrolling(
-    session: AnySessionDep, db: DbDep
-) -> tuple[sessions.StaffSession, StaffMember | None]:
+async def _enrolling(session: AnySessionDep, db: DbDep) -> tuple[sessions.StaffSession, StaffMember | None]:
     """TOTP is enrolled from a full session, or from a login that must enrol before it counts."""
     if session.stage == sessions.Stage.SECOND_FACTOR:
         raise LoginRequired
@@ -409,6 +407,8 @@ async def open_with_reason(
     """An admin's recorded reason opens a conversation that never asked for a person."""
     await console.open_with_reason(conversation_id, member, reason.strip())
     return _back(conversation_id)
+
+
 @router.post("/conversations/{conversation_id}/erase")
 async def conversation_erase(
     conversation_id: ConversationPath,
@@ -421,7 +421,7 @@ async def conversation_erase(
     """The console's erase button (admins): the API's erasure, from a plain form."""
     if len(reason.strip()) < 3:
         return _back(conversation_id, "erase_needs_reason")
-    await erase_conversation(redis, settings, conversation_id, requested_by="staff")
+    await erase_conversation(db, redis, settings, conversation_id, requested_by="staff")
     await audit.record(db, member.username, "erase", conversation_id, detail=reason.strip())
     # The conversation is gone: back to the inbox, not to its (now empty) page.
     return RedirectResponse("/staff?notice=erased", status_code=303)

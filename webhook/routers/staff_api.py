@@ -5,26 +5,25 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Path
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field, StringConstraints
 
 from indgang import conversation
-from indgang.booking import list_bookings
+from indgang.booking import list_bookings, mark_no_show
 from indgang.erasure import erase_conversation
 from indgang.export import citizen_copy
 from indgang.staff import audit
 from indgang.staff.console import MAX_REASON_CHARS, MAX_TEXT_CHARS
 from indgang.staff.inbox import Inbox, inbox
 from webhook.deps import ConsoleDep, DbDep, RedisDep, SettingsDep
+from webhook.errors import ApiError
 from webhook.routers.chat_stream import ErasedResponse
 from webhook.schemas import ConversationPath, error_responses
 from webhook.staff_session import AdminDep, StaffDep
 
 # 401 without a staff session, 403 without the CSRF header or the role, 404 and 409 as each step says
-router = APIRouter(
-    prefix="/api/v1/staff", tags=["staff"], responses=error_responses(401, 403, 404, 409)
-)
+router = APIRouter(prefix="/api/v1/staff", tags=["staff"], responses=error_responses(401, 403, 404, 409))
 
 
 class StaffText(BaseModel):
@@ -40,6 +39,10 @@ class OpenReason(BaseModel):
 class EraseRequest(BaseModel):
     # Kept in the audit log for good: the reason says why, never who the citizen is.
     reason: str = Field(min_length=3, max_length=500)
+
+
+class NoShow(BaseModel):
+    no_show: bool  # true: the citizen did not come; false undoes a mark made by mistake
 
 
 class HandoffResult(BaseModel):
@@ -111,12 +114,10 @@ async def close(conversation_id: ConversationPath, member: StaffDep, console: Co
 
 
 @router.get("/bookings")
-async def bookings(
-    member: StaffDep, redis: RedisDep, db: DbDep, tovholder: str | None = None
-) -> dict[str, Any]:
+async def bookings(member: StaffDep, db: DbDep, tovholder: str | None = None) -> dict[str, Any]:
     """Bookings with their tovholder, slot and state, earliest first."""
     await audit.record(db, member.username, "bookings")
-    found = await list_bookings(redis, tovholder)
+    found = await list_bookings(db, tovholder)
     return {
         "bookings": [
             {
@@ -125,10 +126,28 @@ async def bookings(
                 "end": b.end.isoformat(),
                 "conversation_id": b.conversation_id,
                 "kind": b.kind,
+                "no_show": b.no_show,
             }
             for b in found
         ]
     }
+
+
+@router.post("/bookings/{booking_id}/no-show")
+async def booking_no_show(
+    booking_id: Annotated[str, Path(pattern=r"^bk_[0-9a-f]{1,64}$")],
+    body: Annotated[NoShow, Body()],
+    member: StaffDep,
+    db: DbDep,
+) -> dict[str, Any]:
+    """Whether the citizen came to a confirmed meeting (404 for one not yet begun, cancelled or
+    unknown): the municipality counts no-shows."""
+    marked = await mark_no_show(db, booking_id, body.no_show)
+    if marked is None:
+        raise ApiError(404, "not_found", "no confirmed booking that has begun")
+    detail = "no_show" if body.no_show else "came"
+    await audit.record(db, member.username, "booking_no_show", marked.conversation_id, detail=detail)
+    return {**marked.summary(), "no_show": marked.no_show}
 
 
 @router.post("/conversations/{conversation_id}/erase", response_model=ErasedResponse)
@@ -142,7 +161,7 @@ async def erase(
 ) -> ErasedResponse:
     """Erasure on the citizen's request (e.g. by phone): the same erasure as SLET and the web
     chat's button. Admins only; the audit log keeps who, when and why."""
-    deleted = await erase_conversation(redis, settings, conversation_id, requested_by="staff")
+    deleted = await erase_conversation(db, redis, settings, conversation_id, requested_by="staff")
     await audit.record(db, member.username, "erase", conversation_id, detail=body.reason.strip())
     return ErasedResponse(conversation_id=conversation_id, erased=True, deleted_keys=deleted)
 
@@ -155,7 +174,7 @@ async def export(
     citizen downloads themselves, in the conversation's language."""
     await audit.record(db, member.username, "export", conversation_id)
     record = await conversation.get(redis, conversation_id)
-    text = await citizen_copy(redis, conversation_id, record.language if record else "da")
+    text = await citizen_copy(db, redis, conversation_id, record.language if record else "da")
     return PlainTextResponse(
         text,
         headers={
