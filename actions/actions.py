@@ -91,7 +91,7 @@ async def offer_guidance(dispatcher: CollectingDispatcher, tracker: Tracker, que
         brief=context.channel(message) == "sms",
     )
     # The search is CPU-bound (embeddings); keep the event loop free for other conversations.
-    guidance = await asyncio.to_thread(guide, get_offer_search(), situation)
+    guidance = await asyncio.to_thread(guide, get_offer_search(context.settings()), situation)
     if not guidance.offers:
         return await count_miss(dispatcher, tracker, guidance.text)  # nothing fits: a miss too
     offers = [o.model_dump(exclude_none=True) for o in guidance.offers]

@@ -20,8 +20,11 @@ from indgang.need_gate import need_gate
 
 
 @pytest.fixture
-async def test_redis(redis, monkeypatch: pytest.MonkeyPatch):
+async def test_redis(redis, base_settings, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(context, "redis", lambda: redis)
+    # The process's settings, but the catalogue of the test run's database, not a developer's.
+    own = context.settings().model_copy(update={"database_url": base_settings.database_url})
+    monkeypatch.setattr(context, "settings", lambda: own)
     return redis
 
 

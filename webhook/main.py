@@ -88,7 +88,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
                 spool=spool,
                 clock=clock,
             )
-            offers.warm_search()
+            offers.warm_search(settings)
             sender = SmsSender(redis, settings)
             notifier = BookingNotifier(redis, settings, sender.send_sms)
             notifier.start()

@@ -101,6 +101,12 @@ class OfferSearch:
         than on the first query."""
         self.search("varm op")
 
+    @property
+    def needs(self) -> NeedClassifier | None:
+        """The need classifier once trained (None before the first query), to hand to the search
+        over the next version of the catalogue."""
+        return self._needs
+
     def _need_probabilities(self, query: str) -> dict[str, float]:
         """P(type | query) from the need classifier."""
         if self._needs is None:
