@@ -49,6 +49,7 @@ from webhook.routers import (
     pages,
     staff,
     staff_api,
+    staff_catalogue,
     twilio,
 )
 from webhook.schemas import error_responses
@@ -158,6 +159,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     app.include_router(chat_stream.router, responses=unavailable)
     app.include_router(pages.router)
     app.include_router(staff.router)
+    app.include_router(staff_catalogue.router)
     app.include_router(staff_api.router, responses=unavailable)
     app.mount(STATIC_PREFIX, static_files(), name="static")
     return app

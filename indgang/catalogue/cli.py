@@ -154,4 +154,3 @@ def write_offers(path: Path, offers: list[Offer], header: str) -> None:
         width=100,
     )
     path.write_text(f"# {header}\n{body}", encoding="utf-8")
-

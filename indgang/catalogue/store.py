@@ -73,6 +73,12 @@ class Change:
     before: dict[str, Any] | None
     after: dict[str, Any] | None
 
+    @property
+    def fields(self) -> list[str]:
+        """The offer's fields this change set (all of them for a create or a removal)."""
+        before, after = self.before or {}, self.after or {}
+        return sorted(k for k in {*before, *after} if before.get(k) != after.get(k))
+
 
 def snapshot(offer: Offer) -> dict[str, Any]:
     """The offer as the history keeps it (and as HSDS export's extension carries it)."""

@@ -38,6 +38,7 @@ from webhook.staff_session import (
     AdminDep,
     AnySessionDep,
     LoginRequired,
+    MemberDep,
     SessionDep,
     StaffDep,
     check_csrf,
@@ -172,14 +173,14 @@ async def logout(request: Request, session: SessionDep, redis: RedisDep, db: DbD
 
 
 @router.get("/account", response_class=HTMLResponse)
-async def account_page(request: Request, member: StaffDep, notice: str | None = None) -> HTMLResponse:
+async def account_page(request: Request, member: MemberDep, notice: str | None = None) -> HTMLResponse:
     return _page(request, "account.html", member, notice=notice if notice == "password_changed" else None)
 
 
 @router.post("/password", response_model=None)
 async def change_password(
     request: Request,
-    member: StaffDep,
+    member: MemberDep,
     session: SessionDep,
     redis: RedisDep,
     db: DbDep,
@@ -199,9 +200,7 @@ async def change_password(
     return RedirectResponse("/staff/account?notice=password_changed", status_code=303)
 
 
-async def _enrolling(
-    session: AnySessionDep, db: DbDep
-) -> tuple[sessions.StaffSession, StaffMember | None]:
+async def _enrolling(session: AnySessionDep, db: DbDep) -> tuple[sessions.StaffSession, StaffMember | None]:
     """TOTP is enrolled from a full session, or from a login that must enrol before it counts."""
     if session.stage == sessions.Stage.SECOND_FACTOR:
         raise LoginRequired
@@ -266,10 +265,12 @@ async def totp_confirm(
     return RedirectResponse("/staff/account", status_code=303)
 
 
-@router.get("", response_class=HTMLResponse)
+@router.get("", response_class=HTMLResponse, response_model=None)
 async def inbox_page(
-    request: Request, member: StaffDep, redis: RedisDep, db: DbDep, notice: str | None = None
-) -> HTMLResponse:
+    request: Request, member: MemberDep, redis: RedisDep, db: DbDep, notice: str | None = None
+) -> Response:
+    if not member.reads_conversations:
+        return RedirectResponse("/staff/catalogue", status_code=303)  # an editor's start page
     await audit.record(db, member.username, "inbox", detail="page")  # it shows what citizens wrote
     shown = notice if notice == "erased" else None  # the only notice that leads here
     return _page(request, "inbox.html", member, inbox=await inbox(redis, member.username), notice=shown)
@@ -396,6 +397,8 @@ async def open_with_reason(
     """An admin's recorded reason opens a conversation that never asked for a person."""
     await console.open_with_reason(conversation_id, member, reason.strip())
     return _back(conversation_id)
+
+
 @router.post("/conversations/{conversation_id}/erase")
 async def conversation_erase(
     conversation_id: ConversationPath,
