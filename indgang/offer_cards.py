@@ -12,7 +12,7 @@ from indgang.search import OfferHit
 
 
 def long_date(day: date, language: str) -> str:
-    """"2. december 2026" / "2 December 2026"."""
+    """ "2. december 2026" / "2 December 2026"."""
     months = lookup("offers.months", language)
     return t("offers.date", language, day=day.day, month=months[day.month - 1], year=day.year)
 
