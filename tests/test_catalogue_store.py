@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from sqlalchemy.exc import OperationalError
 
 from indgang.catalogue import hsds, load_catalogue, store
 from indgang.catalogue.loader import CatalogueError
@@ -124,7 +125,7 @@ async def test_the_search_index_follows_the_catalogue_without_a_restart(catalogu
     await store.run(catalogue, store.seed, load_catalogue(SHIPPED).offers)
     now = [0.0]
     source = CatalogueSource(catalogue.url, check_seconds=5, stale_days=365, clock=lambda: now[0])
-    live = LiveSearch(source, None, None, Ranking(semantic_weight=0))  # type: ignore[arg-type]
+    live = LiveSearch(source, None, None, Ranking(semantic_weight=0), seed=load_catalogue(SHIPPED))
     before = live.current()
     assert before.search("værested")  # the index works
     new = an_offer(id="test-kaffestuen", title=LocalText(da="Kaffestuen Zebra", en="Zebra coffee room"))
@@ -139,6 +140,18 @@ async def test_the_search_index_follows_the_catalogue_without_a_restart(catalogu
     await store.run(catalogue, store.set_status, "mette", "test-kaffestuen", stored.revision, False)
     now[0] = 12.0
     assert live.current().catalogue.get("test-kaffestuen") is None  # retired: shown to nobody
+
+
+def test_while_the_database_is_down_the_search_serves_the_seed_files() -> None:
+    from indgang.devstack import free_port
+
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    source = CatalogueSource(dead, check_seconds=0, stale_days=365, fallback=SHIPPED)
+    catalogue = source.current()
+    assert catalogue.version == -1 and len(catalogue.offers) == len(load_catalogue(SHIPPED).offers)
+    assert catalogue.of_type("akut_hjaelp")  # the crisis reply's offers are there
+    with pytest.raises(OperationalError):
+        CatalogueSource(dead, check_seconds=0, stale_days=365).current()
 
 
 async def test_an_empty_catalogue_says_how_to_seed_it(catalogue: Database) -> None:

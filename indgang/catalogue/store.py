@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from sqlalchemy import create_engine, delete, func, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from indgang.catalogue.loader import UNSEARCHED, Catalogue, CatalogueError, load_catalogue
@@ -300,10 +301,16 @@ async def run(db: Database, rule: Callable[..., T], *args: Any) -> T:
 class CatalogueSource:
     """The active offers as a Catalogue, for the search: re-read when the catalogue's version has
     changed, which is asked at most every `check_seconds`. While the database does not answer,
-    the catalogue last read goes on serving."""
+    the catalogue last read goes on serving, or, before any was read, the seed files in
+    `fallback` (a crisis reply's offers must never wait for the database)."""
 
     def __init__(
-        self, url: str, check_seconds: float, stale_days: int, clock: Callable[[], float] = time.monotonic
+        self,
+        url: str,
+        check_seconds: float,
+        stale_days: int,
+        clock: Callable[[], float] = time.monotonic,
+        fallback: Path | None = None,
     ) -> None:
         engine = create_engine(sync_url(url), pool_pre_ping=True)
         prepare_engine(engine)
@@ -311,6 +318,7 @@ class CatalogueSource:
         self.check_seconds = check_seconds
         self.stale_days = stale_days
         self._clock = clock
+        self._fallback = fallback
         self._lock = threading.Lock()
         self._catalogue: Catalogue | None = None
         self._checked_at = float("-inf")
@@ -326,7 +334,11 @@ class CatalogueSource:
                         self._catalogue = active_catalogue(session, self.stale_days)
             except UNREACHABLE:
                 if self._catalogue is None:
-                    raise
+                    if self._fallback is None:
+                        raise
+                    files = load_catalogue(self._fallback).offers
+                    # version -1: no version of the database's, so the next check reads it
+                    self._catalogue = Catalogue(offers=files, version=-1, stale_days=self.stale_days)
                 log.warning(
                     "catalogue: the database does not answer; serving version %s", self._catalogue.version
                 )
@@ -346,13 +358,30 @@ def seed_from_files(source: CatalogueSource, folder: Path) -> int:
         return seed(session, offers)
 
 
+PREPARE_ATTEMPTS = 3
+
+
+def _prepare(source: CatalogueSource, url: str, folder: Path) -> None:
+    """Migrate and seed an empty catalogue. Processes that start together (the action servers,
+    the gateway) may do it at the same moment: the one that loses the race tries again and
+    finds the work done."""
+    for attempt in range(1, PREPARE_ATTEMPTS + 1):
+        try:
+            migrate.upgrade(url)
+            if count := seed_from_files(source, folder):
+                log.info("catalogue: seeded %d offers from %s", count, folder)
+            return
+        except (OperationalError, IntegrityError, ProgrammingError):
+            if attempt == PREPARE_ATTEMPTS:
+                raise
+            time.sleep(attempt)
+
+
 @lru_cache(maxsize=8)
 def _source(url: str, check_seconds: float, stale_days: int, prepare: bool, folder: Path) -> CatalogueSource:
+    source = CatalogueSource(url, check_seconds, stale_days, fallback=folder)
     if prepare:
-        migrate.upgrade(url)
-    source = CatalogueSource(url, check_seconds, stale_days)
-    if prepare and (count := seed_from_files(source, folder)):
-        log.info("catalogue: seeded %d offers from %s", count, folder)
+        _prepare(source, url, folder)
     return source
 
 
