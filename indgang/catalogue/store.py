@@ -347,10 +347,6 @@ class CatalogueSource:
                 raise CatalogueError(["the catalogue in the database is empty: run `indgang catalogue seed`"])
             return self._catalogue
 
-    def transaction(self) -> Session:
-        """A session for the CLI: `with source.transaction() as session, session.begin(): ...`."""
-        return self.sessions()
-
 
 def seed_from_files(source: CatalogueSource, folder: Path) -> int:
     offers = load_catalogue(folder).offers

@@ -15,6 +15,7 @@ from indgang.catalogue import editing, store
 from indgang.catalogue.editing import OfferInvalid, Problem
 from indgang.catalogue.municipalities import NATIONAL
 from indgang.catalogue.store import StoredOffer
+from indgang.settings import Settings
 from indgang.staff.accounts import StaffMember
 from webhook.deps import DbDep, SettingsDep
 from webhook.routers.staff import _language, _page
@@ -32,7 +33,7 @@ ACCESSES = ("open", "visitation", "referral", "emergency")
 def _form_page(
     request: Request,
     member: StaffMember,
-    settings: Any,
+    settings: Settings,
     form: dict[str, Any],
     stored: StoredOffer | None,
     status_code: int = 200,
@@ -146,7 +147,13 @@ async def offer_page(
 
 
 async def _refused(
-    request: Request, member: StaffMember, db: DbDep, settings: Any, offer_id: str, status: int, **what: Any
+    request: Request,
+    member: StaffMember,
+    db: DbDep,
+    settings: Settings,
+    offer_id: str,
+    status: int,
+    **what: Any,
 ) -> Response:
     """The offer's page as it is now, saying why the change was not made (`form`: what the editor
     sent, kept so nothing typed is lost)."""
