@@ -215,3 +215,16 @@ def test_the_cli_seeds_exports_and_imports_through_the_database(
         )
     finally:
         get_settings.cache_clear()
+
+
+def test_processes_that_start_together_migrate_and_seed_once(tmp_path: Path) -> None:
+    """The action servers and the gateway prepare a new database at the same moment (development)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = f"sqlite:///{tmp_path / 'race.sqlite3'}"
+    sources = [CatalogueSource(url, check_seconds=0, stale_days=365) for _ in range(3)]
+    with ThreadPoolExecutor(len(sources)) as pool:
+        list(pool.map(lambda source: store._prepare(source, url, SHIPPED), sources))
+    with sources[0].sessions() as session:
+        assert len(store.all_offers(session)) == len(load_catalogue(SHIPPED).offers)
+        assert store.version(session) == 1  # seeded by one of them, once

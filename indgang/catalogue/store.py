@@ -364,7 +364,9 @@ def _prepare(source: CatalogueSource, url: str, folder: Path) -> None:
     for attempt in range(1, PREPARE_ATTEMPTS + 1):
         try:
             migrate.upgrade(url)
-            if count := seed_from_files(source, folder):
+            with migrate.one_at_a_time(url):
+                count = seed_from_files(source, folder)
+            if count:
                 log.info("catalogue: seeded %d offers from %s", count, folder)
             return
         except (OperationalError, IntegrityError, ProgrammingError):
