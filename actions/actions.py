@@ -92,7 +92,7 @@ async def offer_guidance(dispatcher: CollectingDispatcher, tracker: Tracker, que
         brief=channel == "sms",
     )
     # The search is CPU-bound (embeddings); keep the event loop free for other conversations.
-    guidance = await asyncio.to_thread(guide, get_offer_search(), situation)
+    guidance = await asyncio.to_thread(guide, get_offer_search(context.settings()), situation)
     if guidance.unmet is not None:
         context.insight().count(Metric.UNMET, channel, guidance.unmet)
     elif guidance.offers:

@@ -10,7 +10,7 @@ from rasa_sdk.executor import ActionExecutor
 from sanic import Sanic, response
 from sanic.request import Request
 
-from actions import nlg
+from actions import context, nlg
 from indgang import offer_questions
 from indgang.logging_setup import configure_logging
 from indgang.need_gate import need_gate
@@ -38,7 +38,7 @@ def build_app() -> Sanic:
     async def warm(_app: Sanic) -> None:
         # Every model an action uses is loaded before the server listens, so `/health` answering
         # means ready: a restarted action server's first turn no longer pays for the loading.
-        get_offer_search().warm()
+        get_offer_search(context.settings()).warm()
         need_gate()
         offer_questions.classifier()
 

@@ -24,6 +24,9 @@ class OfferCard(BaseModel):
     next_step: str | None = None
     municipality: str | None = None
     contact: dict[str, Any] | None = None
+    assured_date: str | None = None  # ISO date staff last checked it (None: never)
+    checked: str | None = None  # "Oplysningerne er sidst tjekket <dato>."
+    confirm: str | None = None  # when not checked recently: confirm with the municipality
 
 
 class Reply(BaseModel):

@@ -120,9 +120,10 @@ def guide(search: OfferSearch, situation: Situation) -> Guidance:
         return Guidance(text=t("bot.guidance.none_found", lang), unmet=unmet)
     if situation.brief and situation.is_relative:
         hits = hits[: OFFERS_SHOWN - 1]  # room for the relatives' own offer
-    cards = [offer_card(h.offer, lang) for h in hits]
+    stale_days = search.catalogue.stale_days
+    cards = [offer_card(h.offer, lang, stale_days) for h in hits]
     if situation.is_relative and not any(c.type in RELATIVE_TYPES for c in cards):
-        cards += offers_of_type("paaroerendestoette", lang, limit=1)
+        cards += offers_of_type(search.catalogue, "paaroerendestoette", lang, limit=1)
 
     def text(key: str) -> str:
         return t(f"bot.guidance.brief.{key}" if situation.brief else f"bot.guidance.{key}", lang)

@@ -179,7 +179,9 @@ class Inbound:
         elif assessment.child_concern:
             route = "child_concern"
             turn.replies = [
-                Reply(text=t("safety.child_concern", lang), offers=offers_of_type("bekymring_barn", lang))
+                Reply(
+                    text=t("safety.child_concern", lang), offers=self._offers_of_type("bekymring_barn", lang)
+                )
             ]
         elif answered is not None:
             route = "followup"
@@ -339,15 +341,18 @@ class Inbound:
             metrics.SAFETY_LAYERS.labels(layer, assessment.risk).inc()
         return [reply]
 
-    @staticmethod
-    def _offers(text: str, lang: str, alarm: bool = False) -> list[OfferCard]:
-        hits = get_offer_search().search(text, limit=CRISIS_OFFERS, language=lang, urgent=alarm or None)
-        cards = [offer_card(h.offer, lang) for h in hits]
+    def _offers(self, text: str, lang: str, alarm: bool = False) -> list[OfferCard]:
+        search = get_offer_search(self.settings)
+        hits = search.search(text, limit=CRISIS_OFFERS, language=lang, urgent=alarm or None)
+        cards = [offer_card(h.offer, lang, search.catalogue.stale_days) for h in hits]
         if alarm and not (cards and cards[0].type == URGENT_TYPE):
             # the alarm is raised: where to get help now comes first, whatever the search ranked
-            urgent = offers_of_type(URGENT_TYPE, lang, limit=1)
+            urgent = offers_of_type(search.catalogue, URGENT_TYPE, lang, limit=1)
             cards = [*urgent, *(c for c in cards if c.type != URGENT_TYPE)][:CRISIS_OFFERS]
         return cards
+
+    def _offers_of_type(self, offer_type: str, lang: str) -> list[OfferCard]:
+        return offers_of_type(get_offer_search(self.settings).catalogue, offer_type, lang)
 
     async def _waiting_for_staff(
         self, conversation_id: str, state: handoff.Handoff, lang: str, text: str, channel: str

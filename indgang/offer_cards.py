@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
-from indgang.catalogue import Offer, load_catalogue
+from indgang.catalogue import Catalogue, Offer
 from indgang.dialogue import OfferCard
-from indgang.i18n import t
+from indgang.i18n import lookup, t
 from indgang.search import OfferHit
 
 
-def offer_card(offer: Offer, language: str) -> OfferCard:
+def long_date(day: date, language: str) -> str:
+    """ "2. december 2026" / "2 December 2026"."""
+    months = lookup("offers.months", language)
+    return t("offers.date", language, day=day.day, month=months[day.month - 1], year=day.year)
+
+
+def offer_card(offer: Offer, language: str, stale_days: int, today: date | None = None) -> OfferCard:
+    """`stale_days`: an offer not checked for longer asks the citizen to confirm it."""
+    checked = offer.assured_date
+    stale = offer.stale(stale_days, today or date.today())
     return OfferCard(
         id=offer.id,
         type=offer.type,
@@ -21,6 +31,9 @@ def offer_card(offer: Offer, language: str) -> OfferCard:
         municipality=offer.municipality,
         url=offer.url,
         contact=offer.contact.model_dump(exclude_none=True) if offer.contact else None,
+        assured_date=checked.isoformat() if checked else None,
+        checked=t("offers.checked", language, date=long_date(checked, language)) if checked else None,
+        confirm=t("offers.stale", language) if stale else None,
     )
 
 
@@ -53,13 +66,13 @@ def offer_line(card: OfferCard, language: str, brief: bool) -> str:
     return f"• {title} ({access}{': ' + reach if reach else ''})"
 
 
-def offer_result(hit: OfferHit, language: str) -> dict[str, Any]:
-    card = offer_card(hit.offer, language)
+def offer_result(hit: OfferHit, language: str, stale_days: int) -> dict[str, Any]:
+    card = offer_card(hit.offer, language, stale_days)
     return {**card.model_dump(), "contact": card.contact or {}, "score": round(hit.score, 4)}
 
 
-def offers_of_type(offer_type: str, language: str, limit: int = 2) -> list[OfferCard]:
+def offers_of_type(catalogue: Catalogue, offer_type: str, language: str, limit: int = 2) -> list[OfferCard]:
     """The catalogue's offers of one type, national ones first (e.g. how to report a concern)."""
-    offers = [o for o in load_catalogue().offers if o.type == offer_type]
+    offers = catalogue.of_type(offer_type)
     offers.sort(key=lambda o: (o.municipality != "national", o.id))
-    return [offer_card(o, language) for o in offers[:limit]]
+    return [offer_card(o, language, catalogue.stale_days) for o in offers[:limit]]

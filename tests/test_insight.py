@@ -176,8 +176,8 @@ async def test_a_booking_made_moved_and_cancelled_in_turns_is_counted(
     assert await counted(records, Metric.BOOKING_CANCELLED) == {"": 2}
 
 
-def test_guidance_names_the_theme_of_a_need_no_offer_fits() -> None:
-    search = get_offer_search()
+def test_guidance_names_the_theme_of_a_need_no_offer_fits(catalogue_settings: Settings) -> None:
+    search = get_offer_search(catalogue_settings)
     fitted = guide(search, Situation(text="jeg har stor gæld og kan ikke betale min husleje"))
     assert fitted.offers and fitted.unmet is None
     unknown = guide(search, Situation(text="qwxz plmbr vvvk"))

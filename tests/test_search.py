@@ -13,15 +13,15 @@ from indgang.catalogue import load_catalogue
 from indgang.search import OfferSearch, get_offer_search
 from indgang.search.embeddings import Embedder, resolve_model
 from indgang.search.text import Speller, terms
-from indgang.settings import PROJECT_DIR, get_settings
+from indgang.settings import PROJECT_DIR, Settings, get_settings
 
 DEV_SET = PROJECT_DIR / "indgang" / "search" / "training" / "team.yaml"
 PUBLIC_CASES = PROJECT_DIR.parent / "shared" / "eval" / "public_cases.yaml"
 
 
 @pytest.fixture(scope="module")
-def search() -> OfferSearch:
-    found = get_offer_search()
+def search(catalogue_settings: Settings) -> OfferSearch:
+    found = get_offer_search(catalogue_settings)
     found.warm()
     return found
 

@@ -60,7 +60,7 @@ async def login(live_gateway: str, redis: aioredis.Redis, records: Database) -> 
             "/staff/login", data={"username": name, "password": PASSWORD, "csrf_token": token[1]}
         )
         assert response.status_code == 303 and response.headers["location"] == "/staff"
-        page = await client.get("/staff")
+        page = await client.get("/staff", follow_redirects=True)  # an editor's start page is the catalogue
         client.headers[CSRF_HEADER] = re.search(r'name="csrf_token" value="([^"]+)"', page.text)[1]
         return client
 

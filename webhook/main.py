@@ -50,6 +50,7 @@ from webhook.routers import (
     pages,
     staff,
     staff_api,
+    staff_catalogue,
     twilio,
 )
 from webhook.schemas import error_responses
@@ -90,7 +91,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
                 spool=spool,
                 clock=clock,
             )
-            offers.warm_search()
+            offers.warm_search(settings)
             sender = SmsSender(redis, settings)
             notifier = BookingNotifier(db, redis, settings, sender.send_sms)
             notifier.start()
@@ -161,6 +162,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     app.include_router(chat_stream.router, responses=unavailable)
     app.include_router(pages.router)
     app.include_router(staff.router)
+    app.include_router(staff_catalogue.router)
     app.include_router(staff_api.router, responses=unavailable)
     app.mount(STATIC_PREFIX, static_files(), name="static")
     return app

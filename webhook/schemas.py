@@ -105,6 +105,9 @@ class OfferResult(BaseModel):
     score: float
     next_step: str | None = None
     url: str | None = None
+    assured_date: str | None = None  # ISO date staff last checked the offer (None: never)
+    checked: str | None = None  # "Oplysningerne er sidst tjekket <dato>." in `language`
+    confirm: str | None = None  # when not checked recently: confirm with the municipality
 
 
 class OfferSearchResponse(BaseModel):

@@ -126,18 +126,36 @@ async def current_session(session: AnySessionDep) -> StaffSession:
 SessionDep = Annotated[StaffSession, Depends(current_session)]
 
 
-async def current_staff(db: DbDep, session: SessionDep) -> StaffMember:
+async def current_member(db: DbDep, session: SessionDep) -> StaffMember:
+    """Whoever is logged in, in any role (their own account page)."""
     member = await get_account(db, session.username)
     if member is None or member.disabled:  # ended since (its sessions end with it; this is a guard)
         raise LoginRequired
     return member
 
 
-async def current_admin(member: Annotated[StaffMember, Depends(current_staff)]) -> StaffMember:
+MemberDep = Annotated[StaffMember, Depends(current_member)]
+
+
+async def current_staff(member: MemberDep) -> StaffMember:
+    """Caseworkers and admins: the inbox and conversations (an editor reads no citizen's words)."""
+    if not member.reads_conversations:
+        raise Forbidden("this needs the staff or admin role", "forbidden_conversations")
+    return member
+
+
+async def current_admin(member: MemberDep) -> StaffMember:
     if not member.is_admin:
         raise Forbidden("this needs the admin role", "forbidden")
     return member
 
 
+async def current_editor(member: MemberDep) -> StaffMember:
+    if not member.edits_catalogue:
+        raise Forbidden("this needs the editor or admin role", "forbidden_catalogue")
+    return member
+
+
 StaffDep = Annotated[StaffMember, Depends(current_staff)]
 AdminDep = Annotated[StaffMember, Depends(current_admin)]
+EditorDep = Annotated[StaffMember, Depends(current_editor)]

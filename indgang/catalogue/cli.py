@@ -1,7 +1,9 @@
-"""`indgang catalogue ...`: validate, export and import the offer catalogue, and try the search.
+"""`indgang catalogue ...`: seed, validate, export and import the offer catalogue, and try the search.
 
+The catalogue lives in SQL (indgang/catalogue/store.py); the YAML files seed an empty one.
 Hook into the `indgang` command with `add_commands(subparsers)`:
 
+    indgang catalogue seed [--dir DIR]
     indgang catalogue validate [--dir DIR]
     indgang catalogue export {csv,json} [--dir DIR] [-o FILE]
     indgang catalogue import FILE --municipality NAME --source-document TEXT --source-year YEAR
@@ -17,10 +19,13 @@ from pathlib import Path
 
 import yaml
 
-from indgang.catalogue import hsds
+from indgang.catalogue import hsds, store
 from indgang.catalogue.loader import CatalogueError, load_catalogue, read_offers
 from indgang.catalogue.models import Offer
 from indgang.catalogue.municipalities import canonical
+from indgang.settings import get_settings
+
+IMPORT_STAFF = "import"  # who the history names for offers a file brought in
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -29,24 +34,28 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     commands = catalogue.add_subparsers(dest="catalogue_command", required=True)
 
+    seed = commands.add_parser("seed", help="fill an empty catalogue (in the database) from the YAML files")
+    seed.add_argument("--dir", type=Path, help="catalogue folder (default: CATALOGUE_DIR)")
+    seed.set_defaults(func=seed_command)
+
     validate = commands.add_parser("validate", help="check every offer file; exit 1 with the problems")
     validate.add_argument("--dir", type=Path, help="catalogue folder (default: CATALOGUE_DIR)")
     validate.set_defaults(func=validate_command)
 
     export = commands.add_parser("export", help="write the catalogue as HSDS-style CSV or JSON")
     export.add_argument("format", choices=["csv", "json"])
-    export.add_argument("--dir", type=Path, help="catalogue folder (default: CATALOGUE_DIR)")
+    export.add_argument("--dir", type=Path, help="export these YAML files instead of the database's offers")
     export.add_argument("-o", "--output", type=Path, help="file to write (default: standard output)")
     export.set_defaults(func=export_command)
 
-    imports = commands.add_parser("import", help="HSDS-style CSV/JSON or a spreadsheet to an offer file")
+    imports = commands.add_parser("import", help="HSDS-style CSV/JSON or a spreadsheet into the catalogue")
     imports.add_argument("file", type=Path, help=".csv or .json (HSDS or Danish columns: navn, kommune ...)")
     imports.add_argument("--municipality", required=True, help="municipality of rows that name none")
     imports.add_argument("--source-document", required=True, help="where the offers come from")
     imports.add_argument("--source-year", required=True, type=int, help="the year the source describes")
     imports.add_argument("--example", action="store_true", help="the offers are dated examples")
-    imports.add_argument("-o", "--output", type=Path, help="default: CATALOGUE_DIR/<name>.yaml")
-    imports.add_argument("--force", action="store_true", help="overwrite an existing file")
+    imports.add_argument("-o", "--output", type=Path, help="write a YAML offer file instead of the database")
+    imports.add_argument("--force", action="store_true", help="overwrite an existing file or offers")
     imports.set_defaults(func=import_command)
 
     search = commands.add_parser("search", help="show what the search finds for a message")
@@ -55,6 +64,15 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("--audience", choices=["adult", "child", "family", "relative"])
     search.add_argument("--limit", type=int, default=5)
     search.set_defaults(func=search_command)
+
+
+def seed_command(args: argparse.Namespace) -> None:
+    source = store.catalogue_source(get_settings())
+    try:
+        count = store.seed_from_files(source, args.dir or get_settings().catalogue_dir)
+    except CatalogueError as exc:
+        sys.exit(str(exc))
+    print(f"seeded {count} offers" if count else "the catalogue has offers already: nothing seeded")
 
 
 def validate_command(args: argparse.Namespace) -> None:
@@ -67,7 +85,12 @@ def validate_command(args: argparse.Namespace) -> None:
 
 
 def export_command(args: argparse.Namespace) -> None:
-    offers = load_catalogue(args.dir).offers
+    """Every offer, retired ones too (their `status` says so)."""
+    if args.dir:
+        offers = load_catalogue(args.dir).offers
+    else:
+        with store.catalogue_source(get_settings()).sessions() as session:
+            offers = [s.offer for s in store.all_offers(session)]
     text = hsds.export_csv(offers) if args.format == "csv" else hsds.export_json(offers)
     if args.output:
         args.output.write_text(text, encoding="utf-8")
@@ -92,7 +115,15 @@ def import_command(args: argparse.Namespace) -> None:
         offers = reader(text, **defaults)
     except CatalogueError as exc:
         sys.exit(str(exc))
-    output = args.output or _default_output(municipality)
+    if args.output is None:
+        with store.catalogue_source(get_settings()).sessions.begin() as session:
+            try:
+                created, replaced = store.put_many(session, offers, IMPORT_STAFF, "import", args.force)
+            except store.DuplicateOffer as exc:
+                sys.exit(f"offers already in the catalogue: {exc}; use --force to overwrite them")
+        print(f"imported {created} new offers, {replaced} overwritten")
+        return
+    output = args.output
     if output.exists() and not args.force:
         sys.exit(f"{output} exists: use --force to overwrite it")
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -123,9 +154,3 @@ def write_offers(path: Path, offers: list[Offer], header: str) -> None:
         width=100,
     )
     path.write_text(f"# {header}\n{body}", encoding="utf-8")
-
-
-def _default_output(municipality: str) -> Path:
-    from indgang.settings import get_settings
-
-    return Path(get_settings().catalogue_dir) / f"{hsds.slug(municipality)}.yaml"

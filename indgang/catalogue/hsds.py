@@ -35,7 +35,7 @@ CSV_COLUMNS = [
     "municipality", "service_area", "minimum_age", "maximum_age", "eligibility_description",
     "eligibility_description_en", "application_process", "application_process_en", "organization_name",
     "organization_url", "phone", "url", "email", "legal_basis", "source_document", "source_year", "example",
-    "search_terms", "search_terms_en",
+    "search_terms", "search_terms_en", "status", "assured_date",
 ]  # fmt: skip
 
 # Other names a spreadsheet or a Tilbudsportalen export uses for a column (compared in lower case).
@@ -79,7 +79,8 @@ def to_hsds(offer: Offer) -> dict[str, Any]:
         "description": offer.summary.da,
         "url": offer.url,
         "email": contact.email if contact else None,
-        "status": "active",
+        "status": offer.status,
+        "assured_date": offer.assured_date.isoformat() if offer.assured_date else None,
         "application_process": offer.next_step.da,
         "eligibility_description": offer.eligibility.da if offer.eligibility else None,
         "minimum_age": offer.age_min,
@@ -127,6 +128,8 @@ def to_row(offer: Offer) -> dict[str, str]:
         "example": "yes" if offer.example else "no",
         "search_terms": joined(offer.search_terms.da),
         "search_terms_en": joined(offer.search_terms.en),
+        "status": offer.status,
+        "assured_date": offer.assured_date.isoformat() if offer.assured_date else None,
     }
     return {key: "" if value is None else str(value) for key, value in row.items()}
 
@@ -172,6 +175,8 @@ def import_json(text: str, **defaults: Any) -> list[Offer]:
                 "municipality": areas[0] if areas else None,
                 "service_area": LIST_SEPARATOR.join(areas[1:]),
                 "type": next((c for c in codes if c in offer_types()), None),
+                "status": service.get("status"),
+                "assured_date": service.get("assured_date"),
             }
         )
     return _offers(rows, "JSON", defaults)
@@ -261,6 +266,8 @@ def _offer_data(row: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]
             "da": _split(merged.get("search_terms")),
             "en": _split(merged.get("search_terms_en")),
         },
+        "status": merged.get("status") or "active",
+        "assured_date": merged.get("assured_date") or None,
     }
 
 

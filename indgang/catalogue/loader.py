@@ -20,6 +20,8 @@ from pydantic import ValidationError
 from indgang.catalogue.models import Offer
 from indgang.settings import get_settings
 
+UNSEARCHED = frozenset({"status", "assured_date"})  # an offer's fields the search does not read
+
 
 class CatalogueError(ValueError):
     """The catalogue files do not validate; `problems` names each file and offer."""
@@ -32,12 +34,15 @@ class CatalogueError(ValueError):
 @dataclass(frozen=True)
 class Catalogue:
     offers: list[Offer]
+    version: int = 0  # the SQL catalogue's version it was read at (0: read from files)
+    stale_days: int = 365  # an offer not checked for longer is flagged (CATALOGUE_STALE_DAYS)
     digest: str = field(init=False)
     _by_id: dict[str, Offer] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         canonical = json.dumps(
-            [o.model_dump(mode="json") for o in sorted(self.offers, key=lambda o: o.id)],
+            # What the search reads: a check or a retirement (the offer leaves `offers`) is no new content.
+            [o.model_dump(mode="json", exclude=UNSEARCHED) for o in sorted(self.offers, key=lambda o: o.id)],
             ensure_ascii=False,
             sort_keys=True,
         )

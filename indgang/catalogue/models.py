@@ -4,6 +4,7 @@ how to get in (`access`) and the next step, in Danish first and English second."
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -15,6 +16,7 @@ from indgang.i18n import normalise_language, t
 Access = Literal["open", "visitation", "referral", "emergency"]
 Audience = Literal["adult", "child", "family", "relative", "any"]
 TextField = Literal["title", "summary", "next_step", "eligibility"]
+Status = Literal["active", "inactive"]  # HSDS v3: an inactive (retired) offer is shown to nobody
 
 
 class _Strict(BaseModel):
@@ -68,6 +70,9 @@ class Offer(_Strict):
     example: bool = False
     url: str | None = None
     search_terms: SearchTerms = Field(default_factory=SearchTerms)
+    status: Status = "active"
+    # HSDS v3: the day staff last checked the information (None: never since it came in).
+    assured_date: date | None = None
 
     @field_validator("type")
     @classmethod
@@ -103,6 +108,10 @@ class Offer(_Strict):
         if municipality is None or self.municipality == municipalities.NATIONAL:
             return True
         return municipality in self.municipalities
+
+    def stale(self, stale_days: int, today: date) -> bool:
+        """Not checked within `stale_days` (never checked counts as stale)."""
+        return self.assured_date is None or self.assured_date < today - timedelta(days=stale_days)
 
     def text(self, field: TextField, language: str | None = None) -> str:
         """The citizen-facing text in `language` (Danish by default). An example project's summary

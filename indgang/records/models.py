@@ -145,3 +145,45 @@ class BookingRow(Base):
     token: Mapped[str] = mapped_column(String(64))  # the .ics link's key
     # The retention the citizen agreed to (never before the meeting is over): read as gone after.
     keep_until: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class CatalogueOffer(Base):
+    """One offer of the catalogue. `data` is the offer as the HSDS-shaped model holds it
+    (indgang/catalogue/models.py) less `status` and `assured_date`, which are columns (HSDS v3)
+    so editors can filter by them; the model validates every write."""
+
+    __tablename__ = "catalogue_offers"
+
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    status: Mapped[str] = mapped_column(String(10), default="active")  # active | inactive
+    assured_date: Mapped[date | None] = mapped_column(Date, default=None)  # last checked by staff
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Raised by every change: an edit made on an older revision is refused (optimistic concurrency).
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_by: Mapped[str] = mapped_column(String(80))
+
+
+class CatalogueChange(Base):
+    """An offer's history: each change with who, when, and the offer before and after it (as
+    the catalogue's JSON; None before a create). Only appended to; an undo is a change too."""
+
+    __tablename__ = "catalogue_history"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    offer_id: Mapped[str] = mapped_column(String(80), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    staff: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(20))  # seed, create, edit, retire, restore, check, undo
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+
+
+class CatalogueVersion(Base):
+    """One row: raised with every change to the catalogue, so every process (gateway, action
+    servers) sees cheaply that its search index is out of date."""
+
+    __tablename__ = "catalogue_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    version: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -70,9 +70,11 @@ class OfferSearch:
         default_municipality: str | None = None,
         ranking: Ranking | None = None,
         needs: NeedClassifier | None = None,
+        needs_trained_on: Catalogue | None = None,
     ) -> None:
         """`needs`: a need classifier trained elsewhere (cross-validation); None: the one trained
-        on all the data, on first use."""
+        on all the data, on first use, with the offers of `needs_trained_on` (default: this
+        catalogue; the live search gives the seed files, so staff's edits never retrain it)."""
         self.catalogue = catalogue
         self.embedder = embedder
         self.default_municipality = default_municipality
@@ -91,6 +93,7 @@ class OfferSearch:
             self._phrase_rows[row, : len(document.phrases)] = [position[p] for p in document.phrases]
         self._vectors: np.ndarray | None = None
         self._needs = needs
+        self._needs_trained_on = needs_trained_on or catalogue
         self._type_rows: dict[str, np.ndarray] = {}
         for i, offer in enumerate(self._offers):
             self._type_rows.setdefault(offer.type, np.zeros(len(self._offers), dtype=bool))[i] = True
@@ -101,12 +104,18 @@ class OfferSearch:
         than on the first query."""
         self.search("varm op")
 
+    @property
+    def needs(self) -> NeedClassifier | None:
+        """The need classifier once trained (None before the first query), to hand to the search
+        over the next version of the catalogue."""
+        return self._needs
+
     def _need_probabilities(self, query: str) -> dict[str, float]:
         """P(type | query) from the need classifier."""
         if self._needs is None:
             with self._lock:
                 if self._needs is None:
-                    self._needs = train(self.catalogue)
+                    self._needs = train(self._needs_trained_on)
         return self._needs.probabilities(query)
 
     def need_guess(self, query: str) -> tuple[str | None, bool]:

@@ -32,8 +32,11 @@ _UNKNOWN_USER_HASH = _hasher.hash("no such user: any password is wrong")
 
 
 class Role(StrEnum):
-    STAFF = "staff"
+    STAFF = "staff"  # a caseworker: the inbox and conversations
     ADMIN = "admin"
+    # Keeps the offer catalogue current: no conversations (citizens' words are not theirs to
+    # read) and no admin pages.
+    EDITOR = "editor"
 
 
 class AccountError(ValueError):
@@ -51,6 +54,14 @@ class StaffMember:
     @property
     def is_admin(self) -> bool:
         return self.role == Role.ADMIN
+
+    @property
+    def reads_conversations(self) -> bool:
+        return self.role in (Role.STAFF, Role.ADMIN)
+
+    @property
+    def edits_catalogue(self) -> bool:
+        return self.role in (Role.EDITOR, Role.ADMIN)
 
 
 def _normal(username: str) -> str:

@@ -9,15 +9,16 @@ from fastapi import APIRouter, Depends, Query
 from indgang.offer_cards import offer_result
 from indgang.ratelimit import Kind
 from indgang.search import get_offer_search
-from webhook.deps import ClientLimit
+from indgang.settings import Settings
+from webhook.deps import ClientLimit, SettingsDep
 from webhook.schemas import ErrorBody, OfferSearchResponse
 
 router = APIRouter(prefix="/api/v1/offers", tags=["offers"])
 
 
-def warm_search() -> None:
+def warm_search(settings: Settings) -> None:
     """Load the catalogue and the embedding model at start-up, not on the first citizen's query."""
-    get_offer_search().warm()
+    get_offer_search(settings).warm()
 
 
 @router.get(
@@ -27,6 +28,7 @@ def warm_search() -> None:
     dependencies=[Depends(ClientLimit(Kind.CLIENT_OFFERS))],
 )
 def search_offers(
+    settings: SettingsDep,
     # pattern: at least one non-space character (an empty or blank q is a 422, in the schema too)
     q: Annotated[str, Query(max_length=500, pattern=r"\S", description="The citizen's own words")],
     limit: Annotated[int, Query(ge=1, le=20)] = 5,
@@ -35,7 +37,7 @@ def search_offers(
     language: Literal["da", "en"] = "da",
 ) -> OfferSearchResponse:
     # A plain def: the search is CPU-bound, so FastAPI runs it in its thread pool.
-    hits = get_offer_search().search(
-        q, limit=limit, audience=audience, municipality=municipality, language=language
-    )
-    return OfferSearchResponse(query=q, offers=[offer_result(hit, language) for hit in hits])
+    search = get_offer_search(settings)
+    hits = search.search(q, limit=limit, audience=audience, municipality=municipality, language=language)
+    stale_days = search.catalogue.stale_days
+    return OfferSearchResponse(query=q, offers=[offer_result(hit, language, stale_days) for hit in hits])

@@ -51,6 +51,7 @@ from webhook.staff_session import (
     AdminDep,
     AnySessionDep,
     LoginRequired,
+    MemberDep,
     SessionDep,
     StaffDep,
     check_csrf,
@@ -185,14 +186,14 @@ async def logout(request: Request, session: SessionDep, redis: RedisDep, db: DbD
 
 
 @router.get("/account", response_class=HTMLResponse)
-async def account_page(request: Request, member: StaffDep, notice: str | None = None) -> HTMLResponse:
+async def account_page(request: Request, member: MemberDep, notice: str | None = None) -> HTMLResponse:
     return _page(request, "account.html", member, notice=notice if notice == "password_changed" else None)
 
 
 @router.post("/password", response_model=None)
 async def change_password(
     request: Request,
-    member: StaffDep,
+    member: MemberDep,
     session: SessionDep,
     redis: RedisDep,
     db: DbDep,
@@ -277,10 +278,12 @@ async def totp_confirm(
     return RedirectResponse("/staff/account", status_code=303)
 
 
-@router.get("", response_class=HTMLResponse)
+@router.get("", response_class=HTMLResponse, response_model=None)
 async def inbox_page(
-    request: Request, member: StaffDep, redis: RedisDep, db: DbDep, notice: str | None = None
-) -> HTMLResponse:
+    request: Request, member: MemberDep, redis: RedisDep, db: DbDep, notice: str | None = None
+) -> Response:
+    if not member.reads_conversations:
+        return RedirectResponse("/staff/catalogue", status_code=303)  # an editor's start page
     await audit.record(db, member.username, "inbox", detail="page")  # it shows what citizens wrote
     shown = notice if notice == "erased" else None  # the only notice that leads here
     return _page(request, "inbox.html", member, inbox=await inbox(redis, member.username), notice=shown)

@@ -244,6 +244,9 @@
         : null,
       more ? el("details", {}, [el("summary", { text: T("offers.more") }), el("p", { text: more })]) : null,
       contactList(offer.contact || {}, url),
+      // when staff last checked it, and whether to confirm it with the municipality (server texts)
+      offer.checked ? el("p", { class: "offer-checked", text: offer.checked }) : null,
+      offer.confirm ? el("p", { class: "offer-confirm", text: offer.confirm }) : null,
     ]);
   }
 
