@@ -228,6 +228,9 @@ class ActionRequestHandoff(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
+        if asks_to_book(tracker.latest_message.get("text") or ""):
+            # "Kan jeg få et møde med en person?" asks for a person, and the person is a meeting.
+            return [FollowupAction("action_booking_start")]
         await hand_over(dispatcher, tracker, reason=_intent(tracker) or "request_human")
         return [SlotSet("fallback_count", 0)]
 

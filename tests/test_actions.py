@@ -331,6 +331,18 @@ BOOKING_ASKED = [
 
 
 @pytest.mark.anyio
+async def test_a_meeting_with_a_person_is_a_booking_not_a_handoff(test_redis) -> None:
+    dispatcher = CollectingDispatcher()
+    text = "Kan jeg få et møde med en person som hjælper mig med det hele?"
+    events = await actions.ActionRequestHandoff().run(dispatcher, tracker(text, "request_human"), {})
+    assert events == [FollowupAction("action_booking_start")] and dispatcher.messages == []
+    events = await actions.ActionRequestHandoff().run(
+        dispatcher, tracker("kan jeg tale med et rigtigt menneske", "request_human"), {}
+    )
+    assert FollowupAction("action_booking_start") not in events and dispatcher.messages
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize(("text", "intent"), BOOKING_ASKED)
 async def test_booking_words_read_as_another_intent_start_the_booking(
     test_redis, text: str, intent: str

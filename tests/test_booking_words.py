@@ -91,6 +91,9 @@ def test_the_default_directory_covers_the_teams_and_picks_by_need(base_settings:
         "ja tak. en telefontid",
         "yes please, I'd like an appointment",
         "yes, schedule a call",
+        "Jeg vil have møde med en person som hjælper os med det hele.",
+        "Jeg vil gerne aftale et møde med en person, der kan samle trådene",
+        "can I get a meeting with someone who knows both things",
     ],
 )
 def test_booking_words(text: str) -> None:
@@ -109,6 +112,8 @@ def test_booking_words(text: str) -> None:
         "det tager tid",
         "facebook",
         "I have no time for myself",
+        "jeg skal have møde med lægen i morgen",
+        "I have a meeting with my caseworker tomorrow",
     ],
 )
 def test_no_booking_words(text: str) -> None:

@@ -17,7 +17,8 @@ _BOOKING = re.compile(
     r"book\w*|bestil\w*\s+(?:en\s+|et\s+)?(?:tid|mode|samtale|telefontid|opkald)\w*|reserv\w*|"
     r"(?:en|ny|anden|fast|ledig\w*)\s+tid(?:er)?(?:\s+hos|\s+til|\s+med)?|tid\s+hos|telefontid|"
     r"(?:et|fysisk|personligt)\s+mode(?:\s+med|\s+hos)|videomode|"
-    r"appointment\w*|schedule\s+(?:a|an|me)|(?:a|free)\s+(?:slot|time\s+(?:with|to\s+talk))"
+    r"(?:vil|ville|onsker|kunne)\s+(?:gerne\s+)?(?:have|aftale|fa|faa)\s+(?:et\s+)?mode|aftale\s+(?:et\s+)?mode|"
+    r"appointment\w*|schedule\s+(?:a|an|me)|(?:like|want|get|arrange|set\s+up|request)\s+(?:a\s+)?meeting|(?:a|free)\s+(?:slot|time\s+(?:with|to\s+talk))"
     r")\b"
 )
 

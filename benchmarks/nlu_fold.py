@@ -1,0 +1,104 @@
+"""Fold a spent blind NLU batch into the training data, with its entities annotated.
+
+    .venv/bin/python benchmarks/nlu_fold.py benchmarks/data/spent/nlu_b.yaml [--relabel FILE]
+
+Writes `nlu_data/train/blind/<batch>.yml` in Rasa's format. The batches carry intents only, but
+DIETClassifier learns entities from the same examples: a "min søn" left unannotated would teach
+it that "søn" is no relation. So every surface form that the project's own entity files map
+(entities.yml synonyms for relation and need_area, lookups/ for municipality) is annotated where
+it appears as whole words, longest first; ages only as "<n> år/years" or in inform_age answers.
+Bare pronouns ("mig", "me") are a relation only in inform_relation answers, and need areas are
+annotated only in needs and questions about offers, as in the hand-written data ("how does this
+work" is no employment). `--relabel` takes a YAML map {text: intent} for items whose label the project draws
+differently (recorded beside the batch, never edited in it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import yaml
+
+from indgang.nlu_examples import NLU_TRAIN_DIR
+
+ENTITY_FILES = (NLU_TRAIN_DIR / "entities.yml", NLU_TRAIN_DIR / "lookups" / "municipalities.yml")
+RELATIONS = {"self", "child", "partner", "parent", "sibling", "friend", "other"}
+NEED_INTENTS = {"describe_need", "ask_offer", "ask_access"}
+PRONOUNS = {"mig", "me", "jeg selv", "mig self", "migselv", "myself"}
+AGE = re.compile(r"\b(1[01][0-9]|[1-9]?[0-9])(?=\s*-?\s*(?:år|aar|årig|aarig|years?|yrs?|y/o|yo)\b)", re.I)
+BARE_AGE = re.compile(r"\b(1[01][0-9]|[1-9]?[0-9])\b")
+
+
+def surface_forms() -> list[tuple[str, str]]:
+    """(surface form, entity) pairs from the project's entity files, longest first."""
+    forms: dict[str, str] = {}
+    for path in ENTITY_FILES:
+        for block in yaml.safe_load(path.read_text(encoding="utf-8"))["nlu"]:
+            if "synonym" in block:
+                entity = "relation" if block["synonym"] in RELATIONS else "need_area"
+                if path.name == "municipalities.yml":
+                    entity = "municipality"
+            elif block.get("lookup") == "municipality":
+                entity = "municipality"
+            else:
+                continue
+            for line in block["examples"].splitlines():
+                form = line.strip()[2:].strip().lower()
+                if line.strip().startswith("- ") and form:
+                    forms.setdefault(form, entity)
+    return sorted(forms.items(), key=lambda kv: -len(kv[0]))
+
+
+def annotate(text: str, intent: str, forms: list[tuple[str, str]]) -> str:
+    spans: list[tuple[int, int, str]] = []
+
+    def free(start: int, end: int) -> bool:
+        return all(end <= s or start >= e for s, e, _ in spans)
+
+    ages = BARE_AGE if intent == "inform_age" else AGE
+    for m in ages.finditer(text):
+        if free(m.start(1), m.end(1)) and not re.search(r"(kl\.?|:)\s*$", text[: m.start(1)], re.I):
+            spans.append((m.start(1), m.end(1), "age"))
+    lowered = text.lower()
+    for form, entity in forms:
+        if (form in PRONOUNS and intent != "inform_relation") or (
+            entity == "need_area" and intent not in NEED_INTENTS
+        ):
+            continue
+        for m in re.finditer(rf"(?<!\w){re.escape(form)}(?!\w)", lowered):
+            if free(m.start(), m.end()):
+                spans.append((m.start(), m.end(), entity))
+    out = text
+    for start, end, entity in sorted(spans, reverse=True):
+        out = f"{out[:start]}[{out[start:end]}]({entity}){out[end:]}"
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("batch", type=Path)
+    parser.add_argument("--relabel", type=Path)
+    args = parser.parse_args()
+    relabel = yaml.safe_load(args.relabel.read_text(encoding="utf-8")) if args.relabel else {}
+    forms = surface_forms()
+    by_intent: dict[str, list[str]] = {}
+    for item in yaml.safe_load(args.batch.read_text(encoding="utf-8"))["examples"]:
+        text = " ".join(str(item["text"]).split())
+        intent = relabel.get(text, item["intent"])
+        by_intent.setdefault(intent, []).append(annotate(text, intent, forms))
+    blocks = [
+        f"  - intent: {intent}\n    examples: |\n" + "".join(f"      - {line}\n" for line in lines)
+        for intent, lines in sorted(by_intent.items())
+    ]
+    target = NLU_TRAIN_DIR / "blind" / f"{args.batch.stem}.yml"
+    target.parent.mkdir(exist_ok=True)
+    header = f"# Blind batch {args.batch.stem}, folded by benchmarks/nlu_fold.py after its first run.\n"
+    target.write_text(f'{header}version: "3.1"\nnlu:\n' + "".join(blocks), encoding="utf-8")
+    yaml.safe_load(target.read_text(encoding="utf-8"))  # fails loudly on a line YAML cannot read
+    print(f"{target}: {sum(len(v) for v in by_intent.values())} examples, {len(by_intent)} intents")
+
+
+if __name__ == "__main__":
+    main()
