@@ -77,7 +77,9 @@ def annotate(text: str, intent: str, forms: list[tuple[str, str]]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("batch", type=Path)
     parser.add_argument("--relabel", type=Path)
     args = parser.parse_args()
