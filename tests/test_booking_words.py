@@ -94,6 +94,7 @@ def test_the_default_directory_covers_the_teams_and_picks_by_need(base_settings:
         "Jeg vil have møde med en person som hjælper os med det hele.",
         "Jeg vil gerne aftale et møde med en person, der kan samle trådene",
         "can I get a meeting with someone who knows both things",
+        "kan jeg møde en person fra kommune som hjælper mig med alt",
     ],
 )
 def test_booking_words(text: str) -> None:
@@ -114,6 +115,7 @@ def test_booking_words(text: str) -> None:
         "I have no time for myself",
         "jeg skal have møde med lægen i morgen",
         "I have a meeting with my caseworker tomorrow",
+        "kan jeg bare møde op?",
     ],
 )
 def test_no_booking_words(text: str) -> None:

@@ -18,6 +18,7 @@ _BOOKING = re.compile(
     r"(?:en|ny|anden|fast|ledig\w*)\s+tid(?:er)?(?:\s+hos|\s+til|\s+med)?|tid\s+hos|telefontid|"
     r"(?:et|fysisk|personligt)\s+mode(?:\s+med|\s+hos)|videomode|"
     r"(?:vil|ville|onsker|kunne)\s+(?:gerne\s+)?(?:have|aftale|fa|faa)\s+(?:et\s+)?mode|aftale\s+(?:et\s+)?mode|"
+    r"(?:kan|ma|vil)\s+(?:jeg|vi)\s+(?:gerne\s+)?mode\s+(?:en|et|med)\b|"
     r"appointment\w*|schedule\s+(?:a|an|me)|(?:like|want|get|arrange|set\s+up|request)\s+(?:a\s+)?meeting|(?:a|free)\s+(?:slot|time\s+(?:with|to\s+talk))"
     r")\b"
 )
