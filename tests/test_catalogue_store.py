@@ -10,16 +10,23 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from booking_helpers import MONDAY, at, request
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from indgang.booking import Slot, book, calendar_for, get_booking
 from indgang.catalogue import hsds, load_catalogue, store
 from indgang.catalogue.loader import CatalogueError
 from indgang.catalogue.models import LocalText, Offer
 from indgang.catalogue.store import CatalogueSource
+from indgang.insight import Metric, increment
 from indgang.offer_cards import offer_card
 from indgang.records.db import Database
+from indgang.records.models import InsightCount
 from indgang.search import LiveSearch, Ranking
 from indgang.settings import PACKAGE_DIR, Settings
+from indgang.staff import audit
+from indgang.staff.accounts import Role, add_account, authenticate
 
 pytestmark = pytest.mark.anyio
 SHIPPED = PACKAGE_DIR / "catalogue" / "data"
@@ -33,6 +40,11 @@ async def catalogue(db: Database) -> AsyncIterator[Database]:
     yield db
     await store.run(db, store.clear)
     await store.run(db, store.seed, load_catalogue(SHIPPED).offers)
+
+
+async def count_of(db: Database, metric: Metric) -> int:
+    async with db.transaction() as session:
+        return sum(row.count for row in (await session.scalars(select(InsightCount))) if row.metric == metric)
 
 
 def an_offer(**changes: object) -> Offer:
@@ -172,16 +184,30 @@ async def test_hsds_export_and_import_carry_status_and_assured_date(catalogue: D
     assert (await store.run(catalogue, store.stored, offer.id)).offer == offer
 
 
-async def test_the_catalogue_survives_a_redis_flush(
+async def test_every_durable_record_survives_a_redis_flush(
     catalogue: Database, redis: aioredis.Redis, base_settings: Settings
 ) -> None:
+    """Issue 20's promise in one test: accounts, audit, bookings, the catalogue and the insight
+    counts are in SQL, so flushing every Redis database loses none of them."""
     await store.run(catalogue, store.seed, load_catalogue(SHIPPED).offers)
     await store.run(catalogue, store.create, "mette", an_offer())
+    await add_account(catalogue, redis, "anne", "et langt og godt kodeord", role=Role.ADMIN, display_name="A")
+    await audit.record(catalogue, "anne", "catalogue")
+    person = (await calendar_for(catalogue, base_settings)).directory.get("mette")
+    assert person is not None
+    booked = await book(catalogue, redis, base_settings, Slot(person, at(4, 10)), request(), MONDAY)
+    await increment(catalogue, MONDAY.date(), "web", Metric.CONVERSATION)
+
     await redis.flushall()
+
     assert (await store.run(catalogue, store.stored, "test-vaerested")).offer == an_offer()
     assert len(await store.run(catalogue, store.history, "test-vaerested")) == 1
     source = CatalogueSource(catalogue.url, check_seconds=0, stale_days=365)
     assert source.current().get("test-vaerested") is not None
+    assert await authenticate(catalogue, "anne", "et langt og godt kodeord") is not None
+    assert [e.action for e in await audit.entries(catalogue)] == ["catalogue"]
+    assert await get_booking(catalogue, booked.id) == booked
+    assert await count_of(catalogue, Metric.CONVERSATION) == 1
 
 
 def test_the_cli_seeds_exports_and_imports_through_the_database(
