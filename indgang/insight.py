@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from indgang.records.db import Database
-from indgang.records.models import InsightCount
+from indgang.records.models import BookingRow, InsightCount
 
 log = logging.getLogger(__name__)
 
@@ -214,8 +214,26 @@ def _ranked(totals: dict[str, int]) -> tuple[Row, ...]:
     return tuple(Row(category, (shown(n),)) for category, n in ordered)
 
 
+async def _no_shows(db: Database, start: date, end: date) -> dict[str, int]:
+    """No-shows by the week of the meeting (local day), from the bookings staff marked: the
+    booking record itself is the count, so a mark undone is no longer counted."""
+    query = select(BookingRow.starts_at, BookingRow.timezone).where(
+        BookingRow.no_show.is_(True),
+        BookingRow.starts_at >= datetime.combine(start - timedelta(days=1), datetime.min.time(), UTC),
+        BookingRow.starts_at < datetime.combine(end + timedelta(days=2), datetime.min.time(), UTC),
+    )
+    weeks: dict[str, int] = {}
+    async with db.transaction() as session:
+        for starts_at, zone in await session.execute(query):
+            day = starts_at.astimezone(ZoneInfo(zone)).date()
+            if start <= day <= end:
+                weeks[week_of(day)] = weeks.get(week_of(day), 0) + 1
+    return weeks
+
+
 async def figures(db: Database, start: date, end: date) -> Figures:
     counts = await _counts(db, start, end)
+    no_shows = await _no_shows(db, start, end)
     days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
     weeks = _weeks(start, end)
 
@@ -265,8 +283,11 @@ async def figures(db: Database, start: date, end: date) -> Figures:
                 weekly((Metric.CRISIS, "acute"), (Metric.CRISIS, "concern")),
             ),
             Table(
-                "bookings", "week", ("made", "cancelled"), counts2, (0, 1),
-                weekly((Metric.BOOKING_MADE, ""), (Metric.BOOKING_CANCELLED, "")),
+                "bookings", "week", ("made", "cancelled", "no_show"), ("count",) * 3, (0, 1, 2),
+                tuple(
+                    Row(row.label, (*row.values, shown(no_shows.get(row.label, 0))))
+                    for row in weekly((Metric.BOOKING_MADE, ""), (Metric.BOOKING_CANCELLED, ""))
+                ),
             ),
             Table(
                 "followup", "type", ("answers", "got_help", "partly"), ("count", "percent", "percent"), (1,),

@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, delete, func, select
 
 from actions import booking as booking_actions
 from actions import context
-from indgang import keys
+from indgang import insight, keys
 from indgang.booking import (
     Booking,
     BookingState,
@@ -173,6 +173,27 @@ async def test_a_cancelled_booking_frees_its_slot_but_the_record_stays(
 
 
 # --- no-shows -----------------------------------------------------------------------------------
+
+
+async def test_no_shows_reach_the_insight_page_by_the_week_of_the_meeting(
+    db: Database, redis: aioredis.Redis, base_settings: Settings
+) -> None:
+    slots = [("mette", day) for day in (4, 5, 6, 7)] + [("lars", day) for day in (4, 5)]
+    booked = []
+    for n, (who, day) in enumerate(slots):  # six citizens, each with a phone of their own
+        slot = await _slot(db, base_settings, who, day, 10)
+        booked.append(await book(db, redis, base_settings, slot, request(f"c{n}", f"+452055500{n}"), MONDAY))
+    week = insight.week_of(at(4, 10).date())
+    for booking in booked:
+        assert await mark_no_show(db, booking.id, True, now=at(8, 12)) is not None
+    found = await insight.figures(db, at(3, 0).date(), at(9, 0).date())
+    [bookings] = [t for t in found.tables if t.key == "bookings"]
+    assert [row.values[2] for row in bookings.rows if row.label == week] == [6]
+    await mark_no_show(db, booked[0].id, False, now=at(8, 12))  # a mark undone is not counted
+    await mark_no_show(db, booked[1].id, False, now=at(8, 12))
+    found = await insight.figures(db, at(3, 0).date(), at(9, 0).date())
+    [bookings] = [t for t in found.tables if t.key == "bookings"]
+    assert [row.values[2] for row in bookings.rows if row.label == week] == [None]  # 4: shown as <5
 
 
 async def test_staff_mark_a_no_show_only_once_the_meeting_has_begun(

@@ -73,7 +73,7 @@ async def test_every_cell_under_five_is_suppressed_zero_included(db: Database) -
     assert _table(found, "crises") == {"2026-W45": (6, None)}
     assert _table(found, "satisfaction") == {**{str(n): (None,) for n in range(1, 5)}, "5": (5,)}
     assert _table(found, "followup") == {"raadgivning": (5, 60, 20), "bostoette": (None, None, None)}
-    assert _table(found, "bookings") == {"2026-W45": (None, None)}
+    assert _table(found, "bookings") == {"2026-W45": (None, None, None)}
 
 
 async def test_the_date_range_takes_in_its_first_and_last_day_only(db: Database) -> None:
