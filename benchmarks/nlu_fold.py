@@ -21,8 +21,9 @@ from pathlib import Path
 
 import yaml
 
-from indgang.nlu_examples import NLU_TRAIN_DIR
+from indgang.nlu_examples import NLU_TRAIN_DIR, nlu_examples
 
+TEST_SPLIT = NLU_TRAIN_DIR.parent / "test"
 ENTITY_FILES = (NLU_TRAIN_DIR / "entities.yml", NLU_TRAIN_DIR / "lookups" / "municipalities.yml")
 RELATIONS = {"self", "child", "partner", "parent", "sibling", "friend", "other"}
 NEED_INTENTS = {"describe_need", "ask_offer", "ask_access"}
@@ -85,9 +86,13 @@ def main() -> None:
     args = parser.parse_args()
     relabel = yaml.safe_load(args.relabel.read_text(encoding="utf-8")) if args.relabel else {}
     forms = surface_forms()
+    # The held-out split is never trained on: a batch message that is also in it stays out.
+    held_out = {text.casefold() for texts in nlu_examples(TEST_SPLIT).values() for text in texts}
     by_intent: dict[str, list[str]] = {}
     for item in yaml.safe_load(args.batch.read_text(encoding="utf-8"))["examples"]:
         text = " ".join(str(item["text"]).split())
+        if text.casefold() in held_out:
+            continue
         intent = relabel.get(text, item["intent"])
         by_intent.setdefault(intent, []).append(annotate(text, intent, forms))
     blocks = [
