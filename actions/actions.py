@@ -136,10 +136,15 @@ async def book_or_guide(dispatcher: CollectingDispatcher, tracker: Tracker) -> l
     """What a message asks beside the intent read in it: booking words start a booking ("ja tak,
     book mig" read as a yes); a pointer at a shown offer is answered about it; else a need gets
     offers (`guide_if_need`); None when none of these."""
-    text = tracker.latest_message.get("text") or ""
-    if not text.startswith("/") and asks_to_book(text):
+    if booking_asked(tracker):
         return [FollowupAction("action_booking_start")]
     return await point_or_guide(dispatcher, tracker)
+
+
+def booking_asked(tracker: Tracker) -> bool:
+    """The message asks for a booking in so many words (a button's payload is no words)."""
+    text = tracker.latest_message.get("text") or ""
+    return not text.startswith("/") and asks_to_book(text)
 
 
 async def point_or_guide(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType] | None:
@@ -228,7 +233,7 @@ class ActionRequestHandoff(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        if asks_to_book(tracker.latest_message.get("text") or ""):
+        if booking_asked(tracker):
             # "Kan jeg få et møde med en person?" asks for a person, and the person is a meeting.
             return [FollowupAction("action_booking_start")]
         await hand_over(dispatcher, tracker, reason=_intent(tracker) or "request_human")

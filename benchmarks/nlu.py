@@ -24,10 +24,10 @@ from typing import Any
 import yaml
 
 from indgang.devstack import NLU_TRAIN_DIR, RASA_BIN, RASA_ENV
+from indgang.nlu_examples import NLU_TEST_DIR as TEST_SPLIT
 from indgang.settings import PROJECT_DIR
 
 CONFIG = PROJECT_DIR / "bot" / "config.yml"
-TEST_SPLIT = PROJECT_DIR / "nlu_data" / "test"
 
 
 def rasa(*args: str, cache: str | None = None) -> None:

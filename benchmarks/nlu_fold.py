@@ -21,9 +21,8 @@ from pathlib import Path
 
 import yaml
 
-from indgang.nlu_examples import NLU_TRAIN_DIR, nlu_examples
+from indgang.nlu_examples import NLU_TEST_DIR, NLU_TRAIN_DIR, nlu_examples
 
-TEST_SPLIT = NLU_TRAIN_DIR.parent / "test"
 ENTITY_FILES = (NLU_TRAIN_DIR / "entities.yml", NLU_TRAIN_DIR / "lookups" / "municipalities.yml")
 RELATIONS = {"self", "child", "partner", "parent", "sibling", "friend", "other"}
 NEED_INTENTS = {"describe_need", "ask_offer", "ask_access"}
@@ -87,7 +86,7 @@ def main() -> None:
     relabel = yaml.safe_load(args.relabel.read_text(encoding="utf-8")) if args.relabel else {}
     forms = surface_forms()
     # The held-out split is never trained on: a batch message that is also in it stays out.
-    held_out = {text.casefold() for texts in nlu_examples(TEST_SPLIT).values() for text in texts}
+    held_out = {text.casefold() for texts in nlu_examples(NLU_TEST_DIR).values() for text in texts}
     by_intent: dict[str, list[str]] = {}
     for item in yaml.safe_load(args.batch.read_text(encoding="utf-8"))["examples"]:
         text = " ".join(str(item["text"]).split())

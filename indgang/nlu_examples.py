@@ -15,6 +15,7 @@ import yaml
 from indgang.settings import PROJECT_DIR
 
 NLU_TRAIN_DIR = PROJECT_DIR / "nlu_data" / "train"
+NLU_TEST_DIR = PROJECT_DIR / "nlu_data" / "test"  # the held-out split, never trained on
 # Intents whose examples are not needs; entity-only intents ("i Aarhus", "han er 17") included.
 NOT_NEED_INTENTS = frozenset(
     {

@@ -14,11 +14,11 @@ import pytest
 import yaml
 
 from indgang.devstack import MODEL_PATH, NLU_TRAIN_DIR, RASA_BIN, RASA_ENV
+from indgang.nlu_examples import NLU_TEST_DIR as TEST_SPLIT
 from indgang.nlu_examples import nlu_examples
 from indgang.settings import PROJECT_DIR
 
 MODEL = Path(os.environ.get("INDGANG_RASA_MODEL", MODEL_PATH))
-TEST_SPLIT = PROJECT_DIR / "nlu_data" / "test"
 DOMAIN_DIR = PROJECT_DIR / "bot" / "domain"
 MUNICIPALITIES = NLU_TRAIN_DIR / "lookups" / "municipalities.yml"
 
