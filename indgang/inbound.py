@@ -21,6 +21,7 @@ from redis.exceptions import LockError
 
 from indgang import conversation, engine_retry, followup, handoff, keys, metrics, safety, transcript
 from indgang.booking import current_booking
+from indgang.booking.words import asks_to_book
 from indgang.dialogue import Button, DialogueEngine, EngineUnavailable, OfferCard, Reply
 from indgang.events import EventType, emit
 from indgang.handoff import Priority
@@ -155,10 +156,13 @@ class Inbound:
             # The citizen took the queue's offer of a booking: out of the queue, to the booking form.
             await handoff.close(self.redis, conversation_id, self.ttl)
             state = await handoff.get(self.redis, conversation_id)
+        to_staff = state.with_staff and not (
+            not assessment.crisis and await self._books_while_queued(conversation_id, state, text)
+        )
         # A question the gateway asked waits for this one message, answer or not.
         pending = await followup.take_pending(self.redis, conversation_id)
         answered = None
-        if pending is not None and not assessment.crisis and not state.with_staff:
+        if pending is not None and not assessment.crisis and not to_staff:
             answered = await followup.answer(
                 self.redis, self.settings, self.insight, conversation_id, channel, lang, pending, text,
                 self.clock(),
@@ -167,13 +171,13 @@ class Inbound:
             route = f"crisis_{assessment.risk}"
             metrics.CRISES.labels(channel).inc()
             turn.replies = await self._crisis(conversation_id, channel, assessment, lang, text)
-        elif state.with_staff and in_danger and safety.danger_continues(text):
+        elif to_staff and in_danger and safety.danger_continues(text):
             # "skynd jer", "hun er 5": the emergency goes on until help has come; staff who hold
             # the conversation answer themselves
             route = "crisis_continues"
             if state.state != handoff.HandoffState.ACTIVE:
                 turn.replies = [await self._still_in_danger(conversation_id, lang)]
-        elif state.with_staff:
+        elif to_staff:
             route = "staff"
             turn.replies = await self._waiting_for_staff(conversation_id, state, lang, text, channel)
         elif assessment.child_concern:
@@ -204,6 +208,15 @@ class Inbound:
         turn.booking = await current_booking(self.db, self.redis, conversation_id)
         metrics.TURN_SECONDS.labels(route).observe(time.perf_counter() - started)
         return turn
+
+    async def _books_while_queued(self, conversation_id: str, state: handoff.Handoff, text: str) -> bool:
+        """The safety check, not the citizen, put the conversation in the queue (a concern): while
+        it waits, a booking asked for in words starts with the bot, and the booking form's answers
+        go on there. The conversation keeps its place high in the queue."""
+        concern = state.reason == "concern" and state.priority != Priority.URGENT  # not since raised
+        if state.state != handoff.HandoffState.REQUESTED or not concern:
+            return False
+        return asks_to_book(text) or bool(await self.redis.exists(keys.booking_collecting(conversation_id)))
 
     async def _ask_consent(
         self,

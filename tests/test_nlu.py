@@ -32,7 +32,6 @@ MIN_VALUE_RECALL = 0.85
 RASA_TEST_TIMEOUT_SECONDS = 540
 
 
-
 def _domain_intents() -> set[str]:
     intents: set[str] = set()
     for path in DOMAIN_DIR.glob("*.yml"):

@@ -88,6 +88,14 @@ def _not_today() -> str:
     return DAYS[(today + 3) % 7]
 
 
+@pytest.fixture(scope="module")
+def base_settings(base_settings: Settings) -> Settings:
+    """A Redis database of its own: the session's live gateway (conftest.live_gateway) runs a
+    queue watch with staff always open, which would tell this module's waiting citizens their
+    place."""
+    return base_settings.model_copy(update={"redis_db": 8})
+
+
 def _settings(base_settings: Settings, fake_twilio: FakeTwilio, **update: Any) -> Settings:
     settings = fake_twilio.configure(gateway_settings(base_settings))
     return settings.model_copy(
@@ -284,6 +292,33 @@ async def test_in_opening_hours_a_handoff_not_picked_up_is_offered_a_booking_onc
         assert [r["message"] for r in received] == ["/book_contact"]
         assert (await handoff.get(redis, sms_conv)).state == handoff.HandoffState.CLOSED
         assert await handoff.queued(redis) == [acute, web_conv]  # out of the queue; the others wait
+
+
+async def test_after_a_concern_alarm_booking_words_and_the_form_go_to_the_bot_and_the_queue_keeps_it(
+    redis: aioredis.Redis, base_settings: Settings, fake_twilio: FakeTwilio
+) -> None:
+    rasa_port = free_port()
+    settings = _settings(base_settings, fake_twilio).model_copy(
+        update={"rasa_url": f"http://127.0.0.1:{rasa_port}", "rasa_timeout_seconds": 2.0}
+    )
+    book = "kan jeg booke en tid hos en tovholder?"
+    async with asgi_gateway(settings) as client:
+        with fake_rasa(rasa_port) as received:
+            worried, token = await _web(client, "jeg har det svært og tænker nogle gange på at dø")
+            acute, acute_token = await _web(client, "jeg vil ikke leve mere")
+            await _web(client, "hvad sker der nu?", worried, token)  # waits for a person
+            await _web(client, book, acute, acute_token)  # danger now: staff, not a booking
+            assert received == []
+
+            await _web(client, book, worried, token)
+            await redis.set(keys.booking_collecting(worried), "")  # the form is open, as the actions set it
+            await _web(client, "mig selv", worried, token)
+            await redis.delete(keys.booking_collecting(worried))  # booked or left
+            await _web(client, "tak", worried, token)
+        assert [r["message"] for r in received] == [book, "mig selv"]
+        state = await handoff.get(redis, worried)
+        assert (state.state, state.priority) == (handoff.HandoffState.REQUESTED, handoff.Priority.HIGH)
+        assert await handoff.queued(redis) == [acute, worried]  # staff still see the concern
 
 
 async def _sent_to(fake: FakeTwilio, number: str, n: int) -> bool:

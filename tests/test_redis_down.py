@@ -10,6 +10,7 @@ engine, and the engine-down answer is itself an answer the replay sends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import secrets
@@ -131,8 +132,11 @@ def _wait(condition: object, timeout: float = 30.0) -> None:
 
 def _spooled(settings: Settings) -> list[str]:
     """The spool's records, as raw lines (empty when there is no file)."""
-    files = sorted(Path(settings.spool_dir).glob("*.jsonl"))
-    return [line for f in files for line in f.read_text().splitlines() if line.strip()]
+    lines = []
+    for f in sorted(Path(settings.spool_dir).glob("*.jsonl")):
+        with contextlib.suppress(FileNotFoundError):  # the replay removed it since the glob
+            lines += [line for line in f.read_text().splitlines() if line.strip()]
+    return lines
 
 
 async def _read(settings: Settings, conv: str) -> list[transcript.Message]:

@@ -15,7 +15,7 @@ import yaml
 from indgang.i18n import t
 from indgang.safety import SafetyAssessment, assess, crisis_lines, crisis_reply, lines_for
 from indgang.safety.detector import default_detector
-from indgang.safety.model import concepts_in
+from indgang.safety.model import concepts_in, default_model
 from indgang.safety.patterns import Lexicon, PatternError, PatternSet, compile_pattern
 from indgang.safety.rules import CATEGORIES, RULES_DIR, load
 from indgang.safety.text import Words, fold, split
@@ -279,6 +279,22 @@ def test_a_concern_for_someone_elses_child_is_not_a_crisis() -> None:
     assert not assess("jeg vil indberette min indkomst").child_concern  # "report" without a child
     acute = assess("naboen tæsker sine børn lige nu")
     assert acute.crisis and not acute.child_concern  # a crisis is never only a concern
+
+
+def test_neglect_of_someone_elses_child_that_only_the_model_reads_as_danger_is_a_concern_to_report() -> None:
+    # the child in one sentence, what the writer sees in the next; the learned layer alone reads
+    # it as danger (not acute): guidance on reporting it, with 112 if the child is in danger now
+    told = (
+        "The girl next door is maybe 6. She comes to me for food after school almost every day and"
+        " her clothes are dirty. I think nobody takes care of her properly. What should I do?"
+    )
+    assert default_model().score(told)[0] >= default_model().threshold  # the model alone says danger
+    assessment = assess(told)
+    assert assessment.child_concern and not assessment.crisis
+    # a child telling of their own hunger, and harm a rule names, stay a crisis
+    own = "er 13.. vi har ikke haft mad derhjemme siden fredag og mor drikker. jeg er saa sulten"
+    assert assess(own).crisis
+    assert assess("Pigen ovenpå er 6. Hendes far slår hende hver aften, og hun er altid sulten.").crisis
 
 
 def test_language_of_the_writer() -> None:

@@ -170,6 +170,8 @@ def assess(text: str, context: Sequence[str] = (), in_danger: bool = False) -> S
     risk: Risk = max(risks.values(), key=RISK_ORDER.__getitem__, default="none")
 
     base = rules if isinstance(rules, SafetyAssessment) else default_assessment(text)
+    if risk == "concern" and _worry_for_a_child(risks, found, base):
+        risks, risk, base = {}, "none", replace(base, child_concern=True)
     categories = set(base.categories)
     about_other = base.about_other
     if risk != "none" and not categories:
@@ -187,6 +189,17 @@ def assess(text: str, context: Sequence[str] = (), in_danger: bool = False) -> S
         rules=tuple(sorted({*base.rules, *combos})),
         layers=tuple(sorted(risks)),
     )
+
+
+def _worry_for_a_child(risks: dict[str, Risk], found: frozenset[str], base: SafetyAssessment) -> bool:
+    """An adult's worry for someone else's child that only the learned layers read as danger,
+    and not as danger now: a child concern (how to report it, with 112 if the child is in danger
+    now), not a crisis. Outsiders label "she comes to me for food almost every day, nobody takes
+    care of her" calm; the safety batches' children at risk that are not acute are children
+    telling of their own harm (young writers), which stay a crisis, as does anything a rule or a
+    concept names."""
+    learned_only = set(risks) <= {"model", "window"}
+    return learned_only and base.child_concern and "young" not in found and not base.young
 
 
 def danger_continues(text: str) -> bool:
