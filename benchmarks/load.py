@@ -120,8 +120,12 @@ async def closed_loop(path: Path, concurrency: int, seconds: float) -> float:
     stop = time.perf_counter() + seconds
 
     async def sender(client: httpx.AsyncClient, n: int) -> None:
-        while time.perf_counter() < stop:  # a fresh conversation each round: no tracker growth
-            await conversation(client, path, n, len(MESSAGES), (0.0, 0.0), 0.0)
+        rounds = 0
+        while time.perf_counter() < stop:
+            # a fresh conversation each round (no tracker growth), from a citizen of its own: one
+            # address sending without pause would meet the gateway's per-client limit
+            await conversation(client, path, n + rounds * concurrency, len(MESSAGES), (0.0, 0.0), 0.0)
+            rounds += 1
 
     async with httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency)) as client:
         began = time.perf_counter()
