@@ -297,6 +297,15 @@ def test_neglect_of_someone_elses_child_that_only_the_model_reads_as_danger_is_a
     assert assess("Pigen ovenpå er 6. Hendes far slår hende hver aften, og hun er altid sulten.").crisis
 
 
+def test_a_parents_words_on_a_childs_age_and_others_giving_up_raise_no_alarm() -> None:
+    # "han er 8" is the son's age, "jeg er alene" the parent: no child telling of harm
+    tired = "hej min søn har autisme han er 8. jeg er alene og meget træt. kan han være andet sted nogen dage"
+    assert "concept.child_harmed" not in assess(tired).rules
+    assert "concept.child_harmed" in assess("er 8 og er alene hjemme og har ikke fået mad siden i går").rules
+    assert "suicide.exhausted" not in assess("skolen siger de kan ikke gøre mere for hende").rules
+    assert "suicide.exhausted" in assess("jeg kan altså ikke mere").rules
+
+
 def test_language_of_the_writer() -> None:
     assert assess("I just want to die").language == "en"
     assert assess("kill myself").language == "en"  # too short to guess: the English rule decides
