@@ -4,6 +4,9 @@ risk concepts, two tiers, the conversation so far, and a failing layer that make
 from __future__ import annotations
 
 import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -412,3 +415,31 @@ async def test_a_lone_surrogate_is_stored_and_answered_not_a_crash(
     assert turn.replies
     messages, _ = await transcript.read(redis, "conv-surrogate-1")
     assert messages[0].text == "hej \ufffd jeg vil gerne have hjælp til bolig"
+
+
+def test_requests_that_arrive_while_the_model_is_trained_wait_for_it_and_train_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """After a change of the training data, the first concurrent requests each trained their own
+    model (minutes each, on two cores); one trains, the others read it from the cache."""
+    import indgang.learned
+    import indgang.safety.model as model_module
+
+    trained = default_model()
+    fits: list[int] = []
+
+    def slow_fit(examples: Any) -> Any:
+        fits.append(1)
+        time.sleep(0.5)
+        return trained
+
+    monkeypatch.setattr(indgang.learned, "CACHE_ROOT", tmp_path)  # an empty cache: train
+    monkeypatch.setattr(model_module, "fit", slow_fit)
+    default_model.cache_clear()
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            models = list(pool.map(lambda _: default_model(), range(4)))
+    finally:
+        default_model.cache_clear()  # the next test loads the real cache again
+    assert fits == [1]
+    assert all(m.threshold == trained.threshold for m in models)

@@ -16,6 +16,7 @@ code); a process that finds none trains it on first use.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -269,12 +270,23 @@ def fit(examples: Sequence[Example], folds: int = 4, seed: int = 0) -> CrisisMod
     return CrisisModel(features, danger, tier, _threshold(out_of_fold[blind], crisis[blind]))
 
 
+_BUILDING = threading.Lock()
+
+
 @lru_cache(maxsize=1)
 def default_model() -> CrisisModel:
-    """The model for the current training data: from the cache, or trained now."""
-    files = training_files()
-    return learned.cached(
-        "safety",
-        _inputs(files),
-        lambda: fit([*load_examples(files), *ordinary_requests(), *search_dialogues()]),
-    )
+    """The model for the current training data: from the cache, or trained now. One thread
+    trains it; the requests that arrive meanwhile wait and then read it from the cache (each
+    used to train its own, and the first messages after a change of the data waited minutes)."""
+    with _BUILDING:
+        files = training_files()
+        return learned.cached(
+            "safety",
+            _inputs(files),
+            lambda: fit([*load_examples(files), *ordinary_requests(), *search_dialogues()]),
+        )
+
+
+def warm() -> None:
+    """Load the learned layer now (from the cache, or trained), not on the first message."""
+    default_model()
