@@ -20,13 +20,9 @@ def _run(_args: argparse.Namespace) -> None:
 
 def _train(args: argparse.Namespace) -> None:
     from indgang import devstack
-    from indgang.catalogue import load_catalogue
-    from indgang.safety.model import default_model
-    from indgang.search import needs
 
     # The project's own small models first (seconds), then Rasa (minutes, only when it changed).
-    default_model()
-    needs.train(load_catalogue(get_settings().catalogue_dir))
+    devstack.ensure_learned(get_settings())
     print(devstack.ensure_model(force=args.force))
 
 

@@ -86,6 +86,18 @@ def ensure_model(force: bool = False) -> Path:
     return MODEL_PATH
 
 
+def ensure_learned(settings: Settings) -> None:
+    """The safety model and the need classifier in the cache (indgang/learned.py) before any
+    process starts: trained once here when their data changed, not by every replica at once
+    while the launcher waits for their health."""
+    from indgang.catalogue import load_catalogue
+    from indgang.safety.model import default_model
+    from indgang.search import needs
+
+    default_model()
+    needs.train(load_catalogue(settings.catalogue_dir))
+
+
 # --- secrets --------------------------------------------------------------------------------
 
 
@@ -258,6 +270,7 @@ class Stack:
     def start(self, model: Path) -> None:
         self.start_redis_if_needed()
         self.plan_replicas()
+        ensure_learned(self.settings)
         self.start_action_servers()
         self.start_rasa(model)
         self.start_gateway()
