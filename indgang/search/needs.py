@@ -72,8 +72,9 @@ def train(catalogue: Catalogue, files: list[Path] | None = None, name: str = "ne
 
 
 def blind_batches(directory: Path = TRAINING_DIR) -> list[Path]:
-    """The spent blind batches: outsiders' text (the corpora were written to train on)."""
-    return sorted(directory.glob(f"{BLIND_PREFIX}*.yaml"))
+    """The spent blind batches, oldest first (a ... z, then aa, ab ...): outsiders' text (the
+    corpora were written to train on)."""
+    return sorted(directory.glob(f"{BLIND_PREFIX}*.yaml"), key=lambda p: (len(p.stem), p.stem))
 
 
 def train_without(catalogue: Catalogue, held_out: Path) -> NeedClassifier:
