@@ -156,8 +156,8 @@ class Inbound:
             # The citizen took the queue's offer of a booking: out of the queue, to the booking form.
             await handoff.close(self.redis, conversation_id, self.ttl)
             state = await handoff.get(self.redis, conversation_id)
-        to_staff = state.with_staff and not (
-            not assessment.crisis and await self._books_while_queued(conversation_id, state, text)
+        to_staff = state.with_staff and (
+            assessment.crisis or not await self._books_while_queued(conversation_id, state, text)
         )
         # A question the gateway asked waits for this one message, answer or not.
         pending = await followup.take_pending(self.redis, conversation_id)
