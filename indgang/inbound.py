@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import LockError
 
 from indgang import conversation, engine_retry, followup, handoff, keys, metrics, safety, transcript
-from indgang.booking import current_booking
+from indgang.booking import current_booking, in_booking_form
 from indgang.booking.words import asks_to_book
 from indgang.dialogue import Button, DialogueEngine, EngineUnavailable, OfferCard, Reply
 from indgang.events import EventType, emit
@@ -216,7 +216,7 @@ class Inbound:
         concern = state.reason == "concern" and state.priority != Priority.URGENT  # not since raised
         if state.state != handoff.HandoffState.REQUESTED or not concern:
             return False
-        return asks_to_book(text) or bool(await self.redis.exists(keys.booking_collecting(conversation_id)))
+        return asks_to_book(text) or await in_booking_form(self.redis, conversation_id)
 
     async def _ask_consent(
         self,

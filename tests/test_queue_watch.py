@@ -26,6 +26,7 @@ from test_engine_down import fake_rasa
 from test_sms_webhook import _form, _signature
 
 from indgang import handoff, keys, transcript
+from indgang.booking import start_collecting, stop_collecting
 from indgang.devstack import free_port
 from indgang.erasure import erase_conversation
 from indgang.i18n import t
@@ -311,9 +312,9 @@ async def test_after_a_concern_alarm_booking_words_and_the_form_go_to_the_bot_an
             assert received == []
 
             await _web(client, book, worried, token)
-            await redis.set(keys.booking_collecting(worried), "")  # the form is open, as the actions set it
+            await start_collecting(redis, settings, worried)  # the form is open, as the actions set it
             await _web(client, "mig selv", worried, token)
-            await redis.delete(keys.booking_collecting(worried))  # booked or left
+            await stop_collecting(redis, worried)  # booked or left
             await _web(client, "tak", worried, token)
         assert [r["message"] for r in received] == [book, "mig selv"]
         state = await handoff.get(redis, worried)

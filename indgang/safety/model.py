@@ -285,8 +285,3 @@ def default_model() -> CrisisModel:
             _inputs(files),
             lambda: fit([*load_examples(files), *ordinary_requests(), *search_dialogues()]),
         )
-
-
-def warm() -> None:
-    """Load the learned layer now (from the cache, or trained), not on the first message."""
-    default_model()

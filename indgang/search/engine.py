@@ -12,7 +12,7 @@ import numpy as np
 from indgang.catalogue import Catalogue, Offer
 from indgang.catalogue.municipalities import NATIONAL, canonical
 from indgang.safety import assess
-from indgang.safety import model as safety_model
+from indgang.safety.model import default_model
 from indgang.search.documents import build, type_texts
 from indgang.search.embeddings import Embedder
 from indgang.search.lexical import LexicalIndex
@@ -104,7 +104,7 @@ class OfferSearch:
         """Load the models (embeddings, needs, safety) and the catalogue's embeddings now rather
         than on the first query."""
         self.search("varm op")
-        safety_model.warm()  # "varm op" is too short for the safety check's model to read
+        default_model()  # "varm op" is too short for the safety check's model to read
 
     @property
     def needs(self) -> NeedClassifier | None:
