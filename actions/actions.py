@@ -188,7 +188,8 @@ class ActionSmallTalk(Action):
 
 class ActionExplainAccess(Action):
     """Questions about the offers just shown: how to get in, and what it costs, where it is,
-    when it is open, how long the wait is, whether one can be anonymous (indgang/offer_questions)."""
+    when it is open, how long the wait is, whether one can be anonymous (indgang/offer_questions).
+    A question in booking words ("kan jeg få en tid med en tovholder?") is a booking."""
 
     def name(self) -> str:
         return "action_explain_access"
@@ -196,6 +197,8 @@ class ActionExplainAccess(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
+        if booking_asked(tracker):
+            return [FollowupAction("action_booking_start")]
         message = tracker.latest_message
         record = await conversation.get(context.redis(), tracker.sender_id)
         shown = record.offers_shown if record else []

@@ -5,6 +5,7 @@ Run against a running stack (`make run` in another terminal):
     .venv/bin/python benchmarks/load.py [--conversations 100] [--messages 6] [--think 5 15]
     .venv/bin/python benchmarks/load.py --quick            # 20 x 3, think 1-3 s: a smoke run
     .venv/bin/python benchmarks/load.py --ceiling [--concurrency 8] [--seconds 30]
+    .venv/bin/python benchmarks/load.py --length 60 [--pace 3.2]   # cost as a conversation grows
 
 Open model: every conversation starts at a random moment within the first think time and waits
 a random think time (uniform in --think) after each answer before its next message, so the
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import statistics
 import time
 import uuid
 import zlib
@@ -133,6 +135,26 @@ async def closed_loop(path: Path, concurrency: int, seconds: float) -> float:
         return time.perf_counter() - began
 
 
+async def one_long_conversation(paths: list[Path], messages: int, pace: float) -> None:
+    """One conversation per path, message after message with `pace` seconds between (the
+    gateway lets one conversation send 20 a minute), the paths half a pace apart so they do not
+    meet: what a message costs as its conversation grows."""
+    began = time.perf_counter()
+    async with httpx.AsyncClient() as client:
+        await asyncio.gather(*(
+            conversation(client, path, 1000 + k, messages, (pace, pace), k * pace / 2)
+            for k, path in enumerate(paths)
+        ))  # fmt: skip
+    elapsed = time.perf_counter() - began
+    print(f"one conversation per path, {messages} messages, {pace:g} s apart; median per ten messages:")
+    for path in paths:
+        done = path.latencies
+        tens = [statistics.median(done[k : k + 10]) * 1000 for k in range(0, len(done), 10)]
+        blocks = "  ".join(f"{k * 10 + 1}-{k * 10 + 10}: {ms:.0f}" for k, ms in enumerate(tens))
+        report(path, elapsed)
+        print(f"{'':8s} {blocks}  (last/first ten: {tens[-1] / tens[0]:.2f})")
+
+
 async def main() -> None:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
@@ -147,6 +169,8 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=30.0, help="per path, in the ceiling mode")
     parser.add_argument("--seed", type=int, default=18)
+    parser.add_argument("--length", type=int, metavar="N", help="one conversation of N messages per path")
+    parser.add_argument("--pace", type=float, default=3.2, help="seconds between messages, with --length")
     args = parser.parse_args()
     if args.quick:
         args.conversations, args.messages, args.think = 20, 3, (1.0, 3.0)
@@ -161,6 +185,9 @@ async def main() -> None:
     # One warm-up conversation per path, so loading models is not measured.
     await open_model(paths(), argparse.Namespace(conversations=2, messages=1, think=(0.0, 0.0)))
     print("--- measured ---")
+    if args.length:
+        await one_long_conversation(paths(), args.length, args.pace)
+        return
     if not args.ceiling:
         await open_model(paths(), args)
         return

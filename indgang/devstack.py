@@ -151,6 +151,16 @@ def redis_server_binary() -> str:
 # --- processes ------------------------------------------------------------------------------
 
 
+def rasa_argv(token: str, port: str, model: Path) -> list[str]:
+    """`rasa run` for one replica. The token goes with "=": a random token may start with "-",
+    and Rasa's argument parser would read it as an option and exit."""
+    return [
+        str(RASA_BIN), "run", "--enable-api", f"--auth-token={token}", "--interface", "127.0.0.1",
+        "--port", port, "--model", str(model), "--endpoints", str(BOT_DIR / "endpoints.yml"),
+        "--credentials", str(BOT_DIR / "credentials.yml"),
+    ]  # fmt: skip
+
+
 @dataclass
 class Stack:
     settings: Settings
@@ -252,13 +262,8 @@ class Stack:
         for i, (url, actions) in enumerate(pairs):
             port = str(urlparse(url).port or 5005)
             self._spawn(
-                self.replica_name("rasa", i),
-                [str(RASA_BIN), "run", "--enable-api", "--auth-token", token,
-                 "--interface", "127.0.0.1", "--port", port,
-                 "--model", str(model), "--endpoints", str(BOT_DIR / "endpoints.yml"),
-                 "--credentials", str(BOT_DIR / "credentials.yml")],
-                {"ACTION_SERVER_URL": actions},
-            )  # fmt: skip
+                self.replica_name("rasa", i), rasa_argv(token, port, model), {"ACTION_SERVER_URL": actions}
+            )
         for i, (url, _) in enumerate(pairs):
             status = partial(_http_ok, f"{url}/status", {"token": token})
             self._wait(self.replica_name("rasa", i), status, 300)

@@ -26,6 +26,16 @@ _CHILD_NAMED = re.compile(
     re.IGNORECASE,
 )
 
+# A teenager's life as an adult asked about ("hvor skal han bo, når han bliver voksen", "once she
+# turns 18"): the help asked for is an adult's, so their age now does not narrow it to children's.
+_AS_AN_ADULT = re.compile(
+    r"\b(?:bliver|blir|fylder|fyldt|er)\s+(?:voksen|18)\b|\bflytte[rs]?\s+hjemmefra|\bsom\s+voksen\b|"
+    r"\b(?:turns?|turning|becomes?|becoming|is|are)\s+(?:an?\s+)?(?:adults?|18)\b|\bgrown[- ]up\b|"
+    r"\bmoves?\s+out\b",
+    re.IGNORECASE,
+)
+AS_AN_ADULT_FROM = 15  # younger than this, life as an adult is too far off to change the offers
+
 
 @dataclass(frozen=True)
 class Situation:
@@ -46,11 +56,14 @@ class Situation:
     @property
     def audience(self) -> str | None:
         """A known age narrows the audience, and so does a relation that is always an adult (a
-        parent, a partner); a child's relation alone does not (a son may be 40)."""
+        parent, a partner); a child's relation alone does not (a son may be 40), and a teenager's
+        life as an adult asked about widens it again."""
         if self.age is None:
             adult = self.relation in ADULT_RELATIONS and not _CHILD_NAMED.search(self.text)
             return "adult" if adult else None
-        return "child" if self.age < 18 else "adult"
+        if self.age >= 18:
+            return "adult"
+        return None if self.age >= AS_AN_ADULT_FROM and _AS_AN_ADULT.search(self.text) else "child"
 
 
 @dataclass

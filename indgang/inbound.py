@@ -192,12 +192,12 @@ class Inbound:
             turn.replies, turn.followup_key = answered.replies, answered.web_key
         else:
             route = "engine"
-            before = await current_booking(self.db, self.redis, conversation_id)
+            before = turn.booking = await current_booking(self.db, self.redis, conversation_id)
             turn.replies, turn.engine_down = await self._ask_engine(
                 conversation_id, text, channel, lang, metadata or {}
             )
             if not turn.engine_down:
-                after = await current_booking(self.db, self.redis, conversation_id)
+                after = turn.booking = await current_booking(self.db, self.redis, conversation_id)
                 self._count_bookings(channel, before, after)
                 turn.after = await self._ask_consent(
                     conversation_id, channel, lang, turn.replies, before, after
@@ -205,7 +205,8 @@ class Inbound:
 
         await self.store_replies(conversation_id, channel, turn.replies + turn.after)
         turn.handoff = (await handoff.get(self.redis, conversation_id)).api_state
-        turn.booking = await current_booking(self.db, self.redis, conversation_id)
+        if route != "engine":  # the engine's turn read the booking once the engine had answered
+            turn.booking = await current_booking(self.db, self.redis, conversation_id)
         metrics.TURN_SECONDS.labels(route).observe(time.perf_counter() - started)
         return turn
 

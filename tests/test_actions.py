@@ -327,6 +327,7 @@ BOOKING_ASKED = [
     ("yes please, I'd like an appointment", "affirm"),
     ("ja tak book mig ind", "nlu_fallback"),
     ("ok book en tid hos en tovholder", "out_of_scope"),
+    ("kan vi få en tid med tovholderen, så vi slipper for at fortælle det hele igen", "ask_access"),
 ]
 
 
@@ -347,9 +348,11 @@ async def test_a_meeting_with_a_person_is_a_booking_not_a_handoff(test_redis) ->
 async def test_booking_words_read_as_another_intent_start_the_booking(
     test_redis, text: str, intent: str
 ) -> None:
-    action = {"nlu_fallback": actions.ActionFallback(), "out_of_scope": actions.ActionOutOfScope()}.get(
-        intent, actions.ActionSmallTalk()
-    )
+    action = {
+        "nlu_fallback": actions.ActionFallback(),
+        "out_of_scope": actions.ActionOutOfScope(),
+        "ask_access": actions.ActionExplainAccess(),
+    }.get(intent, actions.ActionSmallTalk())
     dispatcher = CollectingDispatcher()
     events = await action.run(dispatcher, tracker(text, intent), {})
     assert events == [FollowupAction("action_booking_start")] and dispatcher.messages == []

@@ -15,6 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 from booking_helpers import events_of
 
+from indgang import keys
 from indgang.booking import (
     BookingRequest,
     MeetingKind,
@@ -314,3 +315,35 @@ async def test_a_yes_with_booking_words_after_offers_starts_the_booking_and_a_ba
     await citizen.say("min søn på 15 har ingen venner og sidder alene på sit værelse hele dagen")
     await citizen.say("ja tak")  # the follow-up consent's answer, not a booking
     assert citizen.booking is None, citizen.last
+
+
+async def test_a_long_conversation_books_as_a_short_one_and_rasa_keeps_each_turn_once(
+    stack: Stack, store: aioredis.Redis
+) -> None:
+    """Rasa reads only the last turns of a long conversation (bot/bounded_tracker_store.py): a
+    booking started after many turns runs as in a short one, and the whole history keeps every
+    message Rasa saw, once and in order."""
+    citizen = Citizen(stack)
+    said = [
+        "hej", "hvad kan du hjælpe med?", "min søn drikker hver dag", "nej tak", "hvad koster det?",
+        "hvor ligger det?", "tak", "min mor har demens og jeg er træt", "nej", "hvor lang ventetid er der?",
+        "ok", "hvad er en tovholder?", "tak for det", "jeg har også svært ved at betale min husleje",
+        "jeg vil gerne booke en tid hos en tovholder", "ja", "mig selv", "Maria", new_phone(),
+        "hjælp til at finde et sted at bo", "telefon",
+    ]  # fmt: skip
+    for text in said:
+        await citizen.say(text)
+    assert citizen.booking and citizen.booking["state"] == "collecting", citizen.last
+    await citizen.say("1")
+    assert citizen.booking and citizen.booking["state"] == "confirmed", citizen.last
+    async with httpx.AsyncClient(timeout=30) as client:
+        tracker = (
+            await client.get(
+                f"{stack.settings.rasa_url}/conversations/{citizen.id}/tracker",
+                params={"token": stack.settings.rasa_auth_token},
+            )
+        ).json()
+    seen = [e["text"] for e in tracker["events"] if e["event"] == "user"]
+    assert seen == [text for text in [*said, "1"] if text in seen]  # once each, in order
+    assert set(said[-7:]) <= set(seen) and len(seen) >= 18
+    assert json.loads(await store.get(keys.rasa_tracker(citizen.id)))["indgang_turns"]  # this store wrote it

@@ -550,6 +550,7 @@ async def test_rasa_keeps_its_tracker_where_erasure_looks_for_as_long_as_the_con
             str(PROJECT_DIR / "bot/endpoints.yml"),
             conv,
         ],
+        cwd=PROJECT_DIR,  # bot/endpoints.yml names the tracker store by its module path from here
         env={**stack.env(), "ACTION_SERVER_URL": "http://127.0.0.1:9"},
         check=True,
         capture_output=True,

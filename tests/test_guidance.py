@@ -84,6 +84,26 @@ def test_a_parent_named_beside_a_child_does_not_narrow_the_help(text: str, expec
     assert Situation(text=text, relation="parent").audience == expected
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Min datter på 16 har autisme. Hvor kan hun bo, når hun fylder 18 og gerne vil flytte hjemmefra?",
+        "our son is 17 and has cerebral palsy, where can he live once he is an adult?",
+    ],
+)
+def test_a_teenagers_life_as_an_adult_is_asked_about_with_the_adult_offers(
+    text: str, catalogue_settings: Settings
+) -> None:
+    """Their age now would keep the help to children's; the question is about the years after."""
+    situation = Situation(text=text, age=17 if "17" in text else 16, relation="child")
+    assert situation.audience is None
+    types = [o.type for o in guide(get_offer_search(catalogue_settings), situation).offers]
+    assert types[0] in {"laengerevarende_botilbud", "midlertidigt_botilbud", "bostoette"}, types
+    assert (
+        Situation(text="min søn på 17 vil ikke i skole og sidder på sit værelse", age=17).audience == "child"
+    )
+
+
 def test_a_professional_worried_about_a_pupil_and_the_mother_gets_the_child_concern_offer(
     catalogue_settings: Settings,
 ) -> None:

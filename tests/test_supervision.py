@@ -100,7 +100,8 @@ def test_a_killed_child_is_restarted_after_its_backoff_and_the_others_keep_runni
 
 def test_readyz_names_the_degraded_parts_and_answers_503(base_settings: Settings) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
-    settings = base_settings.model_copy(update={"rasa_url": dead, "redis_db": 1})
+    # the action server's default port may hold a running `make run`'s
+    settings = base_settings.model_copy(update={"rasa_url": dead, "action_server_url": dead, "redis_db": 1})
     with TestClient(create_app(settings)) as client:
         ready = client.get("/readyz")
     assert ready.status_code == 503
