@@ -321,14 +321,14 @@ async def test_a_long_conversation_books_as_a_short_one_and_rasa_keeps_each_turn
     stack: Stack, store: aioredis.Redis
 ) -> None:
     """Rasa reads only the last turns of a long conversation (bot/bounded_tracker_store.py): a
-    booking started after many turns runs as in a short one, and the whole history keeps every
+    booking confirmed after many turns runs as in a short one, and the whole history keeps every
     message Rasa saw, once and in order."""
     citizen = Citizen(stack)
+    # 15 messages: under the gateway's 20 a minute for one conversation; Rasa reads the last
+    # turns (from its 13th) when the booking is confirmed
     said = [
-        "hej", "hvad kan du hjælpe med?", "min søn drikker hver dag", "nej tak", "hvad koster det?",
-        "hvor ligger det?", "tak", "min mor har demens og jeg er træt", "nej", "hvor lang ventetid er der?",
-        "ok", "hvad er en tovholder?", "tak for det", "jeg har også svært ved at betale min husleje",
-        "jeg vil gerne booke en tid hos en tovholder", "ja", "mig selv", "Maria", new_phone(),
+        "hej", "hvad kan du hjælpe med?", "hvad er en tovholder?", "tak", "ok", "hvordan virker det her?",
+        "godt at vide", "jeg vil gerne booke en tid hos en tovholder", "ja", "mig selv", "Maria", new_phone(),
         "hjælp til at finde et sted at bo", "telefon",
     ]  # fmt: skip
     for text in said:
@@ -345,5 +345,6 @@ async def test_a_long_conversation_books_as_a_short_one_and_rasa_keeps_each_turn
         ).json()
     seen = [e["text"] for e in tracker["events"] if e["event"] == "user"]
     assert seen == [text for text in [*said, "1"] if text in seen]  # once each, in order
-    assert set(said[-7:]) <= set(seen) and len(seen) >= 18
-    assert json.loads(await store.get(keys.rasa_tracker(citizen.id)))["indgang_turns"]  # this store wrote it
+    assert set(said[-7:]) <= set(seen) and len(seen) >= 13
+    header = json.loads(await store.lindex(keys.rasa_tracker(citizen.id), 0))  # this store wrote it
+    assert len(header["turns"]) == 12
