@@ -441,6 +441,28 @@ async def test_axe_core_finds_no_wcag_violations(
         await chat.page.context.close()
 
 
+async def test_a_notice_after_the_emergency_reply_leaves_the_call_to_112_in_sight(
+    browser: Browser, live_gateway: str, redis: aioredis.Redis, base_settings: Settings
+) -> None:
+    """A notice that comes on its own after the emergency reply (the queue watch telling the
+    place in the queue) used to scroll to itself and take 112 out of sight on a small phone."""
+    chat = await open_chat(browser, live_gateway, width=320, height=640)
+    await chat.say(CRISIS_TEXT)
+    call = chat.page.locator(".crisis .call").first
+    await expect(call).to_be_in_viewport()
+    conv = await chat.conversation_id()
+    assert conv
+    notice = "\n".join(["Du er stadig i køen, og en medarbejder svarer dig, så snart det er muligt."] * 6)
+    await deliver_to_citizen(redis, base_settings, conv, notice, sender="bot")
+    await expect(chat.messages("bot").last).to_contain_text("Du er stadig i køen")
+    await expect(chat.page.locator("#announce-polite")).to_contain_text("Du er stadig i køen")
+    await expect(call).to_be_in_viewport()
+    await chat.say("tak, jeg har ringet")  # once they write again, the conversation follows them
+    await expect(chat.messages("user").last).to_be_in_viewport()
+    assert chat.errors == []
+    await chat.page.context.close()
+
+
 async def test_the_page_reflows_at_320_px_and_200_percent_zoom(
     browser: Browser, live_gateway: str, redis: aioredis.Redis
 ) -> None:

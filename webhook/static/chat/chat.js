@@ -341,8 +341,21 @@
     if (live) {
       li.dataset.live = "1";
       if (message.from !== "user") announce(message);
-      reveal(li, message.from === "user" ? "end" : "start");
+      // Someone told to call 112 keeps the call in sight: a notice after it (their place in the
+      // queue) is announced, not scrolled to, until they write again.
+      if (message.from === "user" || message.crisis || !crisisAwaitsReply()) {
+        reveal(li, message.from === "user" ? "end" : "start");
+      }
     }
+  }
+
+  function crisisAwaitsReply() {
+    // the newest emergency reply comes after the citizen's newest message
+    for (let li = ui.messages.lastElementChild; li; li = li.previousElementSibling) {
+      if (li.classList.contains("msg-user")) return false;
+      if (li.querySelector(".crisis")) return true;
+    }
+    return false;
   }
 
   function advanceCursor(id) {
