@@ -1,16 +1,23 @@
 """Fold a spent blind NLU batch into the training data, with its entities annotated.
 
     .venv/bin/python benchmarks/nlu_fold.py benchmarks/data/spent/nlu_b.yaml [--relabel FILE]
+    .venv/bin/python benchmarks/nlu_fold.py --requests indgang/search/training/blind_*.yaml
 
-Writes `nlu_data/train/blind/<batch>.yml` in Rasa's format. The batches carry intents only, but
-DIETClassifier learns entities from the same examples: a "min søn" left unannotated would teach
-it that "søn" is no relation. So every surface form that the project's own entity files map
-(entities.yml synonyms for relation and need_area, lookups/ for municipality) is annotated where
-it appears as whole words, longest first; ages only as "<n> år/years" or in inform_age answers.
-Bare pronouns ("mig", "me") are a relation only in inform_relation answers, and need areas are
-annotated only in needs and questions about offers, as in the hand-written data ("how does this
-work" is no employment). `--relabel` takes a YAML map {text: intent} for items whose label the project draws
-differently (recorded beside the batch, never edited in it).
+Writes `nlu_data/train/blind/<batch>.yml` in Rasa's format. `--requests` reads the dialogues of
+spent blind search batches instead: their writers labelled each turn that asks for a person
+(`handoff_in`) or a booking (`booking: collecting`), in every persona's words ("Situationen er
+dog ret indviklet, så jeg vil meget gerne tale med en medarbejder"); those calm turns become
+request_human and book_contact examples in `nlu_data/train/blind/requests.yml`.
+
+The batches carry intents only, but DIETClassifier learns entities from the same examples: a
+"min søn" left unannotated would teach it that "søn" is no relation. So every surface form that
+the project's own entity files map (entities.yml synonyms for relation and need_area, lookups/
+for municipality) is annotated where it appears as whole words, longest first; ages only as "<n>
+år/years" or in inform_age answers. Bare pronouns ("mig", "me") are a relation only in
+inform_relation answers, and need areas are annotated only in needs and questions about offers,
+as in the hand-written data ("how does this work" is no employment). `--relabel` takes a YAML
+map {text: intent} for items whose label the project draws differently (recorded beside the
+batch, never edited in it).
 """
 
 from __future__ import annotations
@@ -76,31 +83,56 @@ def annotate(text: str, intent: str, forms: list[tuple[str, str]]) -> str:
     return out
 
 
+def examples(path: Path) -> list[dict]:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))["examples"]
+
+
+def requests(path: Path) -> list[dict]:
+    """The calm dialogue turns a search batch's writer labelled as asking for a person or a
+    booking, as {text, intent}."""
+    out = []
+    for dialogue in yaml.safe_load(path.read_text(encoding="utf-8")).get("dialogues") or ():
+        for turn in dialogue["turns"]:
+            if turn.get("crisis"):
+                continue
+            if "handoff_in" in turn:
+                out.append({"text": turn["user"], "intent": "request_human"})
+            elif turn.get("booking") == "collecting":
+                out.append({"text": turn["user"], "intent": "book_contact"})
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("batch", type=Path)
+    parser.add_argument("batch", type=Path, nargs="+")
     parser.add_argument("--relabel", type=Path)
+    parser.add_argument("--requests", action="store_true", help="the batches are search batches")
     args = parser.parse_args()
     relabel = yaml.safe_load(args.relabel.read_text(encoding="utf-8")) if args.relabel else {}
     forms = surface_forms()
     # The held-out split is never trained on: a batch message that is also in it stays out.
     held_out = {text.casefold() for texts in nlu_examples(NLU_TEST_DIR).values() for text in texts}
+    items = [item for path in args.batch for item in (requests(path) if args.requests else examples(path))]
     by_intent: dict[str, list[str]] = {}
-    for item in yaml.safe_load(args.batch.read_text(encoding="utf-8"))["examples"]:
+    seen: set[str] = set()
+    for item in items:
         text = " ".join(str(item["text"]).split())
-        if text.casefold() in held_out:
+        if text.casefold() in held_out or text.casefold() in seen:
             continue
+        seen.add(text.casefold())
         intent = relabel.get(text, item["intent"])
         by_intent.setdefault(intent, []).append(annotate(text, intent, forms))
     blocks = [
         f"  - intent: {intent}\n    examples: |\n" + "".join(f"      - {line}\n" for line in lines)
         for intent, lines in sorted(by_intent.items())
     ]
-    target = NLU_TRAIN_DIR / "blind" / f"{args.batch.stem}.yml"
+    name = "requests" if args.requests else args.batch[0].stem
+    target = NLU_TRAIN_DIR / "blind" / f"{name}.yml"
     target.parent.mkdir(exist_ok=True)
-    header = f"# Blind batch {args.batch.stem}, folded by benchmarks/nlu_fold.py after its first run.\n"
+    source = ", ".join(sorted(path.stem for path in args.batch))
+    header = f"# Blind batch {source}, folded by benchmarks/nlu_fold.py after its first run.\n"
     target.write_text(f'{header}version: "3.1"\nnlu:\n' + "".join(blocks), encoding="utf-8")
     yaml.safe_load(target.read_text(encoding="utf-8"))  # fails loudly on a line YAML cannot read
     print(f"{target}: {sum(len(v) for v in by_intent.values())} examples, {len(by_intent)} intents")

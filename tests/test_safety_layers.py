@@ -254,6 +254,25 @@ def test_the_search_batches_dialogues_teach_calm_conversations(tmp_path) -> None
     assert calibrating == {"blind_z_dialogues": True, "team_dialogues": False}
 
 
+def test_a_window_starts_after_the_turn_that_raised_the_alarm(tmp_path) -> None:
+    # The gateway reads the turns after an alarm without it; learning "hun er hos mig nu" read
+    # together with the pills as calm taught the model that the pills were calm.
+    (tmp_path / "blind_z.yaml").write_text(
+        "dialogues:\n"
+        "- name: a\n  turns:\n"
+        "  - {user: min mor drikker, crisis: false}\n"
+        "  - {user: hun har taget alle sine piller, crisis: true}\n"
+        "  - {user: ambulancen er her nu, crisis: false}\n"
+        "  - {user: tak for hjælpen, crisis: false}\n",
+        encoding="utf-8",
+    )
+    examples = [(e.text, e.crisis) for e in search_dialogues(tmp_path)]
+    assert ("min mor drikker\nhun har taget alle sine piller", True) in examples
+    calm_with_pills = [text for text, crisis in examples if not crisis and "piller" in text]
+    assert calm_with_pills == []
+    assert ("ambulancen er her nu\ntak for hjælpen", False) in examples
+
+
 class ScriptedModel:
     """The learned layer with set scores, so the window's own logic is what is tested."""
 

@@ -148,7 +148,9 @@ def test_a_search_over_another_catalogue_folder_finds_its_offers(search: OfferSe
         encoding="utf-8",
     )
     embedder = Embedder(get_settings().embedding_model, tmp_path / "cache", model=search.embedder.model)
-    local = OfferSearch(load_catalogue(tmp_path), embedder)
+    # As in the live search, the need classifier is the one trained with the shipped offers (a
+    # folder of its own would train one more, a minute on two cores).
+    local = OfferSearch(load_catalogue(tmp_path), embedder, needs_trained_on=search.catalogue)
     # No search words in the file: the type's words find it.
     assert [h.offer.id for h in local.search("jeg er så ensom", limit=3)] == ["vejle-kilden"]
     assert list((tmp_path / "cache").glob("*.npy"))
