@@ -22,6 +22,10 @@ from indgang.search import get_offer_search
 
 REFINING_INTENTS = frozenset({"inform_relation", "inform_age", "inform_municipality"})
 FALLBACKS_BEFORE_PERSON = 2
+# Below this the NLU's out_of_scope is a guess, not a question about something else: on a word
+# salad ("blå hest trompet fjernsyn", 0.80) it is a miss, with the buttons to rephrase; questions
+# about the weather or a parking fine read 0.97-1.0.
+OUT_OF_SCOPE_SURE = 0.9
 
 
 def _intent(tracker: Tracker) -> str:
@@ -275,8 +279,8 @@ class ActionFallback(Action):
 
 
 class ActionOutOfScope(Action):
-    """Say what the assistant helps with; right after a miss, though, it counts as the second
-    miss: a person is better than a third try."""
+    """Say what the assistant helps with; right after a miss, or when the NLU is unsure, though,
+    it counts as a miss: a person is better than a third try."""
 
     def name(self) -> str:
         return "action_out_of_scope"
@@ -287,7 +291,8 @@ class ActionOutOfScope(Action):
         redirected = await book_or_guide(dispatcher, tracker)
         if redirected is not None:
             return redirected
-        if int(tracker.get_slot("fallback_count") or 0) > 0:
+        sure = float((tracker.latest_message.get("intent") or {}).get("confidence") or 0.0)
+        if int(tracker.get_slot("fallback_count") or 0) > 0 or sure < OUT_OF_SCOPE_SURE:
             return await count_miss(dispatcher, tracker)
         dispatcher.utter_message(text=t("bot.out_of_scope", context.language(tracker.latest_message)))
         return []

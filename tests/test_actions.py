@@ -458,3 +458,16 @@ async def test_guidance_counts_a_need_by_its_first_offer_and_a_need_nothing_fits
     await context.insight().settled()
     assert await counted(records, Metric.NEED) == {offers_of(fitted)[0]: 1}
     assert sum((await counted(records, Metric.UNMET)).values()) == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("confidence", "counts"), [(0.8, True), (0.98, False)])
+async def test_an_unsure_out_of_scope_is_a_miss_and_a_sure_one_says_what_we_help_with(
+    test_redis, confidence: float, counts: bool
+) -> None:
+    salad = tracker("blå hest trompet fjernsyn", "out_of_scope")
+    salad.latest_message["intent"]["confidence"] = confidence
+    dispatcher = CollectingDispatcher()
+    events = await actions.ActionOutOfScope().run(dispatcher, salad, {})
+    assert (SlotSet("fallback_count", 1) in events) is counts
+    assert bool(dispatcher.messages[0].get("buttons")) is counts
