@@ -110,6 +110,8 @@ def main() -> None:
     parser.add_argument("--relabel", type=Path)
     parser.add_argument("--requests", action="store_true", help="the batches are search batches")
     args = parser.parse_args()
+    if len(args.batch) > 1 and not args.requests:
+        parser.error("one NLU batch at a time: each is folded into a file of its own name")
     relabel = yaml.safe_load(args.relabel.read_text(encoding="utf-8")) if args.relabel else {}
     forms = surface_forms()
     # The held-out split is never trained on: a batch message that is also in it stays out.
